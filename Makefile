@@ -1,0 +1,30 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint format clean
+
+$(BIN)/activate: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(BIN)/activate
+
+venv: $(BIN)/activate
+
+demo: $(BIN)/activate
+	$(BIN)/python examples/xor.py
+
+lint: $(BIN)/activate
+	$(BIN)/ruff format --check retrograd tests examples benchmarks
+	$(BIN)/ruff check retrograd tests examples benchmarks
+
+format: $(BIN)/activate
+	$(BIN)/ruff format retrograd tests examples benchmarks
+	$(BIN)/ruff check --fix retrograd tests examples benchmarks
+
+test: $(BIN)/activate lint
+	$(BIN)/python -m pytest tests
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,335 @@
+"""Function: one node of the graph, its forward and its gradient rule side by side.
+
+Two ways to write one, run by the same engine:
+
+* primitives (in `retrograd.ops`) set `raw = True`: `forward(self, *arrays, **params)` computes on
+  arrays and `backward(self, g)` returns one gradient per input. The rule is written in operations
+  that work on arrays and Tensors alike, so a plain backward runs it on arrays (fast) and
+  `create_graph=True` runs it on Tensors (differentiable).
+* user functions, PyTorch's way: `@staticmethod forward(ctx, *args)` gets Tensors and returns
+  Tensors, `@staticmethod backward(ctx, *grads)` gets and returns Tensors.
+
+    >>> class Cube(Function):
+    ...     @staticmethod
+    ...     def forward(ctx, x):
+    ...         ctx.save_for_backward(x)
+    ...         return x**3
+    ...     @staticmethod
+    ...     def backward(ctx, g):
+    ...         (x,) = ctx.saved_tensors
+    ...         return 3 * x**2 * g
+    >>> y = Cube.apply(x)
+"""
+
+from __future__ import annotations
+
+from retrograd.autograd.grad_mode import _state
+
+_FREED = "freed"
+_OUT = "out"  # marks a saved output in the packed saved tuple
+
+FREED_MSG = (
+    "Trying to backward through the graph a second time (or directly access saved tensors after "
+    "they have already been freed). Saved intermediate values of the graph are freed when you "
+    "call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward "
+    "through the graph a second time or if you need to access saved tensors after calling "
+    "backward."
+)
+
+
+class _BackwardState:
+    """Whether the backward pass in progress builds a graph (create_graph=True)."""
+
+    graph = False
+
+
+_bstate = _BackwardState()
+
+
+class Function:
+    """A node of the graph: created by `apply`, holding edges to its inputs' nodes."""
+
+    __slots__ = (
+        "next_functions",
+        "needs_input_grad",
+        "_saved",
+        "_versions",
+        "_out",
+        "_in_shapes",
+        "_hooks",
+        "_retains",
+        "_n_out",
+        "_trace",
+        "_in_nrs",
+        "_post_hooks",
+        "__weakref__",
+        "__dict__",
+    )
+
+    raw = False  # primitives compute on arrays; user Functions on Tensors
+    is_view = False  # output shares memory (and the version counter) with input 0
+    differentiable = True
+
+    # -- saving what backward needs -------------------------------------------------------------
+    def save(self, *values) -> None:
+        """Keep arrays (inputs' arrays, the output, intermediates) for the gradient rule."""
+        self._saved = values
+
+    @property
+    def saved(self) -> tuple:
+        """What `save` kept: arrays in a plain backward, Tensors when building a graph."""
+        packed = self._saved
+        if packed is _FREED:
+            raise RuntimeError(FREED_MSG)
+        if packed is None:
+            return ()
+        if self._versions is not None:
+            self._check_versions()
+        if _bstate.graph:
+            return tuple(self._unpack_tensor(p) for p in packed)
+        return tuple(
+            p.data if isinstance(p, Tensor) else (self._out if p is _OUT else p) for p in packed
+        )
+
+    def _unpack_tensor(self, p):
+        if p is _OUT:
+            # rebuild the output as a Tensor whose grad_fn is this node, as PyTorch does, so a
+            # rule that uses the output differentiates through it; no reference cycle is kept.
+            return Tensor._make(self._out, True, self, 0)
+        if isinstance(p, Tensor):
+            return p
+        if hasattr(p, "shape") and hasattr(p, "dtype"):
+            return Tensor._make(p, False, None, 0)
+        return p
+
+    def _check_versions(self) -> None:
+        for i, (counter, expected, tensor_or_none) in enumerate(self._versions):
+            if counter[0] != expected:
+                shape = list(self._out.shape) if tensor_or_none is None else list(tensor_or_none.shape)
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: [{_type_name(self)} {shape}], which is output {i} of "
+                    f"{type(self).__name__}Backward, is at version {counter[0]}; expected version "
+                    f"{expected} instead. Hint: the backtrace further above can point you to the "
+                    "operation that failed to compute its gradient. The variable in question was "
+                    "changed in there or anywhere later. Good luck!"
+                )
+
+    # -- PyTorch's ctx interface ----------------------------------------------------------------
+    def save_for_backward(self, *tensors) -> None:
+        self._saved = tensors
+
+    @property
+    def saved_tensors(self) -> tuple:
+        return self.saved
+
+    def mark_non_differentiable(self, *tensors) -> None:
+        self.__dict__["_non_diff"] = {id(t) for t in tensors}
+
+    def set_materialize_grads(self, value: bool) -> None:
+        self.__dict__["_materialize"] = bool(value)
+
+    def mark_dirty(self, *tensors) -> None:  # accepted for compatibility
+        pass
+
+    # -- the graph ------------------------------------------------------------------------------
+    @classmethod
+    def apply(cls, *args, **params):
+        """Run forward and, when grad mode is on and an input requires grad, record the node."""
+        if cls.raw:
+            return _apply_raw(cls, args, params)
+        return _apply_user(cls, args, params)
+
+    def name(self) -> str:
+        return type(self).__name__ + "Backward"
+
+    def register_hook(self, fn) -> None:
+        """fn(grad_inputs, grad_outputs) runs after this node's backward (PyTorch's Node hook)."""
+        if getattr(self, "_post_hooks", None) is None:
+            self._post_hooks = []
+        self._post_hooks.append(fn)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}>"
+
+    def forward(self, *args, **params):  # pragma: no cover - abstract
+        raise NotImplementedError("You must implement the forward function for custom Function.")
+
+    def backward(self, *grads):  # pragma: no cover - abstract
+        raise NotImplementedError("You must implement the backward function for custom Function.")
+
+
+def _type_name(node) -> str:
+    return "Tensor"
+
+
+def _apply_raw(cls, inputs, params):
+    node = cls.__new__(cls)
+    node._saved = None
+    record = False
+    if _state.enabled:
+        for t in inputs:
+            if t.requires_grad:
+                record = True
+                break
+    out = node.forward(*[t.data for t in inputs], **params)
+    if not record or not cls.differentiable:
+        return Tensor._make(out, False, None, 0)
+    node.next_functions = tuple(
+        (t.grad_fn if t.grad_fn is not None else t) if t.requires_grad else None for t in inputs
+    )
+    node.needs_input_grad = tuple(t.requires_grad for t in inputs)
+    node._in_shapes = tuple(t.data.shape for t in inputs)
+    node._in_nrs = None
+    for t in inputs:
+        if t._out_nr:
+            node._in_nrs = tuple(t._out_nr for t in inputs)
+            break
+    node._post_hooks = None
+    node._hooks = None
+    node._retains = None
+    node._out = out
+    node._versions = None
+    node._n_out = 1
+    node._trace = _capture_trace() if _state.anomaly else None
+    result = Tensor._make(out, True, node, 0)
+    if cls.is_view:
+        result._version = inputs[0]._version
+    saved = node._saved
+    if saved:
+        _pack_saved(node, saved, inputs, out, result)
+    return result
+
+
+def _pack_saved(node, saved, inputs, out, result) -> None:
+    packed = []
+    versions = []
+    for a in saved:
+        if a is out:
+            packed.append(_OUT)
+            versions.append((result._version, result._version[0], None))
+            continue
+        for t in inputs:
+            if t.data is a:
+                packed.append(t)
+                versions.append((t._version, t._version[0], t))
+                break
+        else:
+            packed.append(a)
+    node._saved = tuple(packed)
+    node._versions = versions or None
+
+
+def _apply_user(cls, args, params):
+    from retrograd.autograd.grad_mode import no_grad
+
+    node = cls.__new__(cls)
+    node._saved = None
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    record = _state.enabled and any(t.requires_grad for t in tensors)
+    with no_grad():
+        outs = cls.forward(node, *args, **params)
+    single = not isinstance(outs, tuple)
+    out_list = (outs,) if single else outs
+    if not record:
+        return outs
+    node.next_functions = tuple(
+        (t.grad_fn if t.grad_fn is not None else t) if t.requires_grad else None for t in tensors
+    )
+    node.needs_input_grad = tuple(
+        isinstance(a, Tensor) and a.requires_grad for a in args
+    )
+    node.__dict__["_arg_is_tensor"] = tuple(isinstance(a, Tensor) for a in args)
+    node._in_nrs = tuple(t._out_nr for t in tensors) if any(t._out_nr for t in tensors) else None
+    node._post_hooks = None
+    node._in_shapes = tuple(t.data.shape for t in tensors)
+    node._hooks = None
+    node._retains = None
+    node._versions = None
+    node._trace = _capture_trace() if _state.anomaly else None
+    non_diff = node.__dict__.get("_non_diff", ())
+    results = []
+    n_diff = 0
+    for i, o in enumerate(out_list):
+        if isinstance(o, Tensor) and id(o) not in non_diff and o.dtype.kind in "fc":
+            r = Tensor._make(o.data, True, node, i)
+            n_diff += 1
+        elif isinstance(o, Tensor):
+            r = Tensor._make(o.data, False, None, 0)
+        else:
+            r = o
+        results.append(r)
+    node._n_out = len(out_list)
+    node.__dict__["_out_meta"] = tuple(
+        (o.data.shape, o.data.dtype) if isinstance(o, Tensor) else None for o in out_list
+    )
+    node._out = None
+    # saved tensors: keep the Tensor objects (inputs and outputs) with their versions
+    saved = node._saved
+    if saved:
+        packed = []
+        versions = []
+        by_id = {id(o): r for o, r in zip(out_list, results)}
+        for s in saved:
+            if isinstance(s, Tensor):
+                s = by_id.get(id(s), s)
+                packed.append(s)
+                versions.append((s._version, s._version[0], s))
+            else:
+                packed.append(s)
+        node._saved = tuple(packed)
+        node._versions = versions or None
+    return results[0] if single else tuple(results)
+
+
+def _run_user_backward(node, grads):
+    """Call a user Function's backward with Tensor grads; return one gradient per Tensor input."""
+    from retrograd.autograd.grad_mode import set_grad_enabled
+
+    meta = node.__dict__["_out_meta"]
+    materialize = node.__dict__.get("_materialize", True)
+    tgrads = []
+    for g, m in zip(grads, meta):
+        if g is None:
+            if materialize and m is not None:
+                import numpy as np
+
+                g = Tensor._make(np.zeros(m[0], dtype=m[1]), False, None, 0)
+            tgrads.append(g)
+        elif isinstance(g, Tensor):
+            tgrads.append(g)
+        else:
+            tgrads.append(Tensor._make(g, False, None, 0))
+    saved_mode = _bstate.graph
+    _bstate.graph = True  # ctx.saved_tensors gives Tensors to user code
+    try:
+        with set_grad_enabled(saved_mode):
+            result = type(node).backward(node, *tgrads)
+    finally:
+        _bstate.graph = saved_mode
+    if not isinstance(result, tuple):
+        result = (result,)
+    is_tensor = node.__dict__["_arg_is_tensor"]
+    if len(result) < len(is_tensor):
+        raise RuntimeError(
+            f"function {node.name()} returned an incorrect number of gradients (expected "
+            f"{len(is_tensor)}, got {len(result)})"
+        )
+    out = []
+    for r, flag in zip(result, is_tensor):
+        if flag:
+            if r is not None and not isinstance(r, Tensor):
+                r = Tensor._make(r, False, None, 0)
+            if r is not None and not saved_mode:
+                r = r.data
+            out.append(r)
+    return tuple(out)
+
+
+def _capture_trace():
+    import traceback
+
+    return traceback.format_stack()[:-3]
+
+
+from retrograd.tensor import Tensor  # noqa: E402  (Tensor imports this module too)
