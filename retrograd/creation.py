@@ -38,7 +38,9 @@ def _shape(size) -> tuple:
         size = size[0]
     shape = tuple(int(s) for s in size)
     if any(s < 0 for s in shape):
-        raise RuntimeError(f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}")
+        raise RuntimeError(
+            f"Trying to create tensor with negative dimension {min(shape)}: {list(shape)}"
+        )
     return shape
 
 
@@ -58,7 +60,9 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     tensor([[1., 2.]], requires_grad=True)
     """
     arr = _to_array(data, dtype)
-    if isinstance(data, (Tensor, np.ndarray)) and arr is (data.data if isinstance(data, Tensor) else data):
+    if isinstance(data, (Tensor, np.ndarray)) and arr is (
+        data.data if isinstance(data, Tensor) else data
+    ):
         arr = arr.copy()
     return _wrap(arr, requires_grad, device)
 
@@ -125,13 +129,25 @@ def eye(n: int, m: int | None = None, dtype=None, device=None, requires_grad=Fal
 def rand(*size, generator: Generator | None = None, dtype=None, requires_grad=False) -> Tensor:
     """Uniform samples in [0, 1)."""
     dt = backend.as_dtype(dtype)
-    return _wrap(rng(generator).random(_shape(size), dtype=dt if dt.kind == "f" and dt.itemsize >= 4 else np.float64).astype(dt, copy=False), requires_grad)
+    return _wrap(
+        rng(generator)
+        .random(_shape(size), dtype=dt if dt.kind == "f" and dt.itemsize >= 4 else np.float64)
+        .astype(dt, copy=False),
+        requires_grad,
+    )
 
 
 def randn(*size, generator: Generator | None = None, dtype=None, requires_grad=False) -> Tensor:
     """Standard normal samples."""
     dt = backend.as_dtype(dtype)
-    return _wrap(rng(generator).standard_normal(_shape(size), dtype=dt if dt.kind == "f" and dt.itemsize >= 4 else np.float64).astype(dt, copy=False), requires_grad)
+    return _wrap(
+        rng(generator)
+        .standard_normal(
+            _shape(size), dtype=dt if dt.kind == "f" and dt.itemsize >= 4 else np.float64
+        )
+        .astype(dt, copy=False),
+        requires_grad,
+    )
 
 
 def randint(low, high=None, size=(), generator: Generator | None = None, dtype=None) -> Tensor:
@@ -147,20 +163,34 @@ def normal(mean=0.0, std=1.0, size=None, generator: Generator | None = None) -> 
     m = mean.data if isinstance(mean, Tensor) else mean
     s = std.data if isinstance(std, Tensor) else std
     shape = _shape((size,)) if size is not None else np.broadcast_shapes(np.shape(m), np.shape(s))
-    dt = mean.dtype if isinstance(mean, Tensor) else (std.dtype if isinstance(std, Tensor) else backend.get_default_dtype())
+    dt = (
+        mean.dtype
+        if isinstance(mean, Tensor)
+        else (std.dtype if isinstance(std, Tensor) else backend.get_default_dtype())
+    )
     return _wrap(rng(generator).normal(m, s, size=shape).astype(dt), False)
 
 
 def randperm(n: int, generator: Generator | None = None, dtype=None) -> Tensor:
-    return _wrap(rng(generator).permutation(n).astype(backend.as_dtype(dtype or backend.int64)), False)
+    return _wrap(
+        rng(generator).permutation(n).astype(backend.as_dtype(dtype or backend.int64)), False
+    )
 
 
 def zeros_like(x: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _wrap(np.zeros(x.shape, dtype=dtype and backend.as_dtype(dtype) or x.dtype), requires_grad, x.device)
+    return _wrap(
+        np.zeros(x.shape, dtype=dtype and backend.as_dtype(dtype) or x.dtype),
+        requires_grad,
+        x.device,
+    )
 
 
 def ones_like(x: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _wrap(np.ones(x.shape, dtype=dtype and backend.as_dtype(dtype) or x.dtype), requires_grad, x.device)
+    return _wrap(
+        np.ones(x.shape, dtype=dtype and backend.as_dtype(dtype) or x.dtype),
+        requires_grad,
+        x.device,
+    )
 
 
 def empty_like(x: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
@@ -168,12 +198,20 @@ def empty_like(x: Tensor, dtype=None, requires_grad: bool = False) -> Tensor:
 
 
 def full_like(x: Tensor, fill_value, dtype=None, requires_grad: bool = False) -> Tensor:
-    return _wrap(np.full(x.shape, fill_value, dtype=dtype and backend.as_dtype(dtype) or x.dtype), requires_grad, x.device)
+    return _wrap(
+        np.full(x.shape, fill_value, dtype=dtype and backend.as_dtype(dtype) or x.dtype),
+        requires_grad,
+        x.device,
+    )
 
 
-def rand_like(x: Tensor, generator: Generator | None = None, dtype=None, requires_grad=False) -> Tensor:
+def rand_like(
+    x: Tensor, generator: Generator | None = None, dtype=None, requires_grad=False
+) -> Tensor:
     return rand(*x.shape, generator=generator, dtype=dtype or x.dtype, requires_grad=requires_grad)
 
 
-def randn_like(x: Tensor, generator: Generator | None = None, dtype=None, requires_grad=False) -> Tensor:
+def randn_like(
+    x: Tensor, generator: Generator | None = None, dtype=None, requires_grad=False
+) -> Tensor:
     return randn(*x.shape, generator=generator, dtype=dtype or x.dtype, requires_grad=requires_grad)

@@ -10,7 +10,6 @@ import weakref
 import numpy as np
 
 from retrograd import backend
-from retrograd.autograd.grad_mode import _state
 
 
 def _to_array(data, dtype=None):
@@ -19,8 +18,7 @@ def _to_array(data, dtype=None):
         data = data.data
     if dtype is not None:
         dtype = backend.as_dtype(dtype)
-    if isinstance(data, np.ndarray) or (backend._cupy is not None and hasattr(data, "__cuda_array_interface__")):
-        xp = backend.get_xp(data)
+    if isinstance(data, np.ndarray) or hasattr(data, "__cuda_array_interface__"):
         return data.astype(dtype, copy=False) if dtype is not None else data
     if isinstance(data, np.generic):
         arr = np.asarray(data)
@@ -201,9 +199,8 @@ class Tensor:
     def is_cuda(self) -> bool:
         return self.device != "cpu"
 
-    @property
-    def is_floating_point(self):
-        return lambda: self.data.dtype.kind == "f"
+    def is_floating_point(self) -> bool:
+        return self.data.dtype.kind == "f"
 
     @property
     def _version_counter(self) -> int:
@@ -240,7 +237,7 @@ class Tensor:
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise RuntimeError(
-                f"Boolean value of Tensor with more than one value is ambiguous"
+                "Boolean value of Tensor with more than one value is ambiguous"
                 if self.data.size > 1
                 else "Boolean value of Tensor with no values is ambiguous"
             )

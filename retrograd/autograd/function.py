@@ -103,13 +103,22 @@ class Function:
         return p
 
     def _check_versions(self) -> None:
-        for i, (counter, expected, tensor_or_none) in enumerate(self._versions):
+        for counter, expected, tensor in self._versions:
             if counter[0] != expected:
-                shape = list(self._out.shape) if tensor_or_none is None else list(tensor_or_none.shape)
+                if tensor is None:  # the saved output of this node
+                    out = self._out
+                    desc = f"[retrograd.{out.dtype} {list(out.shape)}], which is output 0 of "
+                    desc += f"{self.name()},"
+                elif tensor.grad_fn is not None:
+                    desc = (
+                        f"[retrograd.{tensor.dtype} {list(tensor.shape)}], which is output "
+                        f"{tensor._out_nr} of {tensor.grad_fn.name()},"
+                    )
+                else:
+                    desc = f"[retrograd.{tensor.dtype} {list(tensor.shape)}]"
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by "
-                    f"an inplace operation: [{_type_name(self)} {shape}], which is output {i} of "
-                    f"{type(self).__name__}Backward, is at version {counter[0]}; expected version "
+                    f"an inplace operation: {desc} is at version {counter[0]}; expected version "
                     f"{expected} instead. Hint: the backtrace further above can point you to the "
                     "operation that failed to compute its gradient. The variable in question was "
                     "changed in there or anywhere later. Good luck!"
@@ -157,10 +166,6 @@ class Function:
 
     def backward(self, *grads):  # pragma: no cover - abstract
         raise NotImplementedError("You must implement the backward function for custom Function.")
-
-
-def _type_name(node) -> str:
-    return "Tensor"
 
 
 def _apply_raw(cls, inputs, params):
@@ -236,9 +241,7 @@ def _apply_user(cls, args, params):
     node.next_functions = tuple(
         (t.grad_fn if t.grad_fn is not None else t) if t.requires_grad else None for t in tensors
     )
-    node.needs_input_grad = tuple(
-        isinstance(a, Tensor) and a.requires_grad for a in args
-    )
+    node.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
     node.__dict__["_arg_is_tensor"] = tuple(isinstance(a, Tensor) for a in args)
     node._in_nrs = tuple(t._out_nr for t in tensors) if any(t._out_nr for t in tensors) else None
     node._post_hooks = None

@@ -94,7 +94,7 @@ class set_grad_enabled(_DecoratorContextManager):
 
 
 class inference_mode(_DecoratorContextManager):
-    """Like `no_grad`, for code that will never need gradients (`inference_mode(False)` is a no-op)."""
+    """Like `no_grad`, for code that will never need gradients (`inference_mode(False)`: no-op)."""
 
     _bare_decorator_ok = True
 
