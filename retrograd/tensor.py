@@ -51,11 +51,13 @@ class Tensor:
         "grad_fn",
         "_out_nr",
         "_version",
-        "_hooks",
-        "_retain",
-        "name",
+        "__dict__",
         "__weakref__",
     )
+    # rarely set: class-level defaults keep creating a tensor cheap
+    _hooks = None  # hooks of a leaf tensor (a non-leaf's live on its grad_fn)
+    _retain = False
+    name = None
     __array_priority__ = 1000  # ndarray + Tensor defers to Tensor.__radd__
 
     def __init__(self, data, dtype=None, requires_grad: bool = False) -> None:
@@ -65,9 +67,6 @@ class Tensor:
         self.grad_fn = None
         self._out_nr = 0
         self._version = [0]
-        self._hooks = None
-        self._retain = False
-        self.name = None
         if requires_grad:
             self.requires_grad_(True)
 
@@ -81,9 +80,6 @@ class Tensor:
         t.grad_fn = grad_fn
         t._out_nr = out_nr
         t._version = [0]
-        t._hooks = None
-        t._retain = False
-        t.name = None
         return t
 
     # -- autograd attributes --------------------------------------------------------------------

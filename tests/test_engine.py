@@ -289,7 +289,9 @@ def test_two_threads_train_like_sequential():
 
 # -- errors (PyTorch's wording) --------------------------------------------------------------------
 def test_non_scalar_backward_without_gradient():
-    with pytest.raises(RuntimeError, match="grad can be implicitly created only for scalar outputs"):
+    with pytest.raises(
+        RuntimeError, match="grad can be implicitly created only for scalar outputs"
+    ):
         (f64(1.0, 2.0) * 2).backward()
 
 
@@ -309,12 +311,16 @@ def test_unused_input_requires_allow_unused():
 
 
 def test_grad_wrt_tensor_without_grad():
-    with pytest.raises(RuntimeError, match="One of the differentiated Tensors does not require grad"):
+    with pytest.raises(
+        RuntimeError, match="One of the differentiated Tensors does not require grad"
+    ):
         rg.autograd.grad((f64(1.0) * 2).sum(), rg.tensor([1.0]))
 
 
 def test_integer_tensor_cannot_require_grad():
-    with pytest.raises(RuntimeError, match="only Tensors of floating point dtype can require gradients"):
+    with pytest.raises(
+        RuntimeError, match="only Tensors of floating point dtype can require gradients"
+    ):
         rg.tensor([1, 2], requires_grad=True)
 
 
@@ -325,17 +331,24 @@ def test_grad_output_shape_mismatch():
 
 
 def test_broadcast_error_names_both_sizes():
-    with pytest.raises(RuntimeError, match=r"The size of tensor a \(3\) must match the size of tensor b \(4\)"):
+    with pytest.raises(
+        RuntimeError, match=r"The size of tensor a \(3\) must match the size of tensor b \(4\)"
+    ):
         rg.ones(3) + rg.ones(4)
 
 
 def test_matmul_error_names_both_shapes():
-    with pytest.raises(RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"):
+    with pytest.raises(
+        RuntimeError, match=r"mat1 and mat2 shapes cannot be multiplied \(2x3 and 4x5\)"
+    ):
         rg.ones(2, 3) @ rg.ones(4, 5)
 
 
 def test_bad_dim():
-    with pytest.raises(IndexError, match=r"Dimension out of range \(expected to be in range of \[-2, 1\], but got 2\)"):
+    with pytest.raises(
+        IndexError,
+        match=r"Dimension out of range \(expected to be in range of \[-2, 1\], but got 2\)",
+    ):
         rg.ones(2, 3).sum(2)
 
 
@@ -347,7 +360,10 @@ def test_requires_grad_on_non_leaf_cannot_be_cleared():
 
 def test_in_place_on_leaf_requiring_grad():
     x = f64(1.0)
-    with pytest.raises(RuntimeError, match="a leaf Variable that requires grad is being used in an in-place operation"):
+    with pytest.raises(
+        RuntimeError,
+        match="a leaf Variable that requires grad is being used in an in-place operation",
+    ):
         x += 1
     with rg.no_grad():
         x += 1

@@ -42,7 +42,9 @@ def test_gradcheck_passes_a_correct_rule():
 
 def test_gradcheck_catches_a_rule_off_by_a_tenth_of_a_percent():
     assert gradcheck(_Square.apply, (_x(),), **TOL)
-    with pytest.raises(GradcheckError, match="Jacobian mismatch for output 0 with respect to input 0"):
+    with pytest.raises(
+        GradcheckError, match="Jacobian mismatch for output 0 with respect to input 0"
+    ):
         gradcheck(_OffSquare.apply, (_x(),), **TOL)
     assert gradcheck(_OffSquare.apply, (_x(),), raise_exception=False, **TOL) is False
 

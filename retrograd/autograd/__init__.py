@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from retrograd.autograd.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from retrograd.autograd.function import Function
 from retrograd.autograd.grad_mode import (
     enable_grad,
@@ -10,10 +11,16 @@ from retrograd.autograd.grad_mode import (
     no_grad,
     set_grad_enabled,
 )
+from retrograd.autograd.gradcheck import gradcheck, gradgradcheck
 from retrograd.tensor import Tensor
 
 __all__ = [
     "Function",
+    "gradcheck",
+    "gradgradcheck",
+    "detect_anomaly",
+    "set_detect_anomaly",
+    "is_anomaly_enabled",
     "backward",
     "grad",
     "no_grad",

@@ -53,18 +53,20 @@ class Function:
         "next_functions",
         "needs_input_grad",
         "_saved",
-        "_versions",
         "_out",
         "_in_shapes",
-        "_hooks",
-        "_retains",
-        "_n_out",
-        "_trace",
-        "_in_nrs",
-        "_post_hooks",
         "__weakref__",
         "__dict__",
     )
+
+    # rarely set per node: class-level defaults keep the hot path to a few attribute writes
+    _versions = None  # [(version counter, expected value, tensor or None for the output)]
+    _hooks = None  # {output index: [tensor hooks]}
+    _retains = None  # {output index: weakref to a tensor that retains its grad}
+    _post_hooks = None
+    _trace = None  # forward stack, recorded in anomaly mode
+    _in_nrs = None  # output index of each input within its producer (multi-output producers)
+    _n_out = 1
 
     raw = False  # primitives compute on arrays; user Functions on Tensors
     is_view = False  # output shares memory (and the version counter) with input 0
@@ -154,7 +156,7 @@ class Function:
 
     def register_hook(self, fn) -> None:
         """fn(grad_inputs, grad_outputs) runs after this node's backward (PyTorch's Node hook)."""
-        if getattr(self, "_post_hooks", None) is None:
+        if self._post_hooks is None:
             self._post_hooks = []
         self._post_hooks.append(fn)
 
@@ -171,32 +173,30 @@ class Function:
 def _apply_raw(cls, inputs, params):
     node = cls.__new__(cls)
     node._saved = None
-    record = False
-    if _state.enabled:
-        for t in inputs:
-            if t.requires_grad:
-                record = True
-                break
     out = node.forward(*[t.data for t in inputs], **params)
-    if not record or not cls.differentiable:
+    if not _state.enabled or not cls.differentiable:
         return Tensor._make(out, False, None, 0)
-    node.next_functions = tuple(
-        (t.grad_fn if t.grad_fn is not None else t) if t.requires_grad else None for t in inputs
-    )
-    node.needs_input_grad = tuple(t.requires_grad for t in inputs)
-    node._in_shapes = tuple(t.data.shape for t in inputs)
-    node._in_nrs = None
+    record = False
+    multi = False
+    nexts = []
     for t in inputs:
+        if t._requires_grad:
+            record = True
+            nexts.append(t.grad_fn or t)
+        else:
+            nexts.append(None)
         if t._out_nr:
-            node._in_nrs = tuple(t._out_nr for t in inputs)
-            break
-    node._post_hooks = None
-    node._hooks = None
-    node._retains = None
+            multi = True
+    if not record:
+        return Tensor._make(out, False, None, 0)
+    node.next_functions = nexts
+    node.needs_input_grad = [t._requires_grad for t in inputs]
+    node._in_shapes = [t.data.shape for t in inputs]
+    if multi:
+        node._in_nrs = [t._out_nr for t in inputs]
     node._out = out
-    node._versions = None
-    node._n_out = 1
-    node._trace = _capture_trace() if _state.anomaly else None
+    if _state.anomaly:
+        node._trace = _capture_trace()
     result = Tensor._make(out, True, node, 0)
     if cls.is_view:
         result._version = inputs[0]._version
@@ -238,18 +238,14 @@ def _apply_user(cls, args, params):
     out_list = (outs,) if single else outs
     if not record:
         return outs
-    node.next_functions = tuple(
-        (t.grad_fn if t.grad_fn is not None else t) if t.requires_grad else None for t in tensors
-    )
+    node.next_functions = [(t.grad_fn or t) if t._requires_grad else None for t in tensors]
     node.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
     node.__dict__["_arg_is_tensor"] = tuple(isinstance(a, Tensor) for a in args)
-    node._in_nrs = tuple(t._out_nr for t in tensors) if any(t._out_nr for t in tensors) else None
-    node._post_hooks = None
-    node._in_shapes = tuple(t.data.shape for t in tensors)
-    node._hooks = None
-    node._retains = None
-    node._versions = None
-    node._trace = _capture_trace() if _state.anomaly else None
+    if any(t._out_nr for t in tensors):
+        node._in_nrs = [t._out_nr for t in tensors]
+    node._in_shapes = [t.data.shape for t in tensors]
+    if _state.anomaly:
+        node._trace = _capture_trace()
     non_diff = node.__dict__.get("_non_diff", ())
     results = []
     n_diff = 0
