@@ -44,7 +44,9 @@ class _Indexed(Module):
     def __getitem__(self, idx):
         items = self._items()
         if isinstance(idx, slice):
-            return type(self)(items[idx]) if type(self) is not Sequential else Sequential(*items[idx])
+            return (
+                type(self)(items[idx]) if type(self) is not Sequential else Sequential(*items[idx])
+            )
         n = len(items)
         if not -n <= idx < n:
             raise IndexError(f"index {idx} is out of range")
