@@ -8,7 +8,7 @@
 tensor([2., 4., 6.])
 """
 
-from retrograd import autograd
+from retrograd import autograd, func, io
 from retrograd.autograd.grad_mode import (
     enable_grad,
     inference_mode,
@@ -33,7 +33,9 @@ from retrograd.backend import (
     set_default_dtype,
     uint8,
 )
+from retrograd.autograd.tape import GradientTape, UnconnectedGradients
 from retrograd.creation import *  # noqa: F403
+from retrograd.io import load, save
 from retrograd.ops import *  # noqa: F403
 from retrograd.tensor import Tensor
 

@@ -10,7 +10,9 @@ from tests import (
     opspec_elementwise,
     opspec_indexing,
     opspec_linalg,
+    opspec_loss,
     opspec_movement,
+    opspec_normalization,
     opspec_reduce,
 )
 
@@ -21,6 +23,8 @@ ROWS = [
     *opspec_linalg.ROWS,
     *opspec_movement.ROWS,
     *opspec_indexing.ROWS,
+    *opspec_normalization.ROWS,
+    *opspec_loss.ROWS,
 ]
 
 # Public names that are not ops with a gradient rule of their own (helpers, in-place writers):
@@ -35,5 +39,7 @@ for _family in (
     opspec_linalg,
     opspec_movement,
     opspec_indexing,
+    opspec_normalization,
+    opspec_loss,
 ):
     NOT_ROWS.update(getattr(_family, "NOT_ROWS", {}))

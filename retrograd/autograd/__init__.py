@@ -12,12 +12,14 @@ from retrograd.autograd.grad_mode import (
     set_grad_enabled,
 )
 from retrograd.autograd.gradcheck import gradcheck, gradgradcheck
+from retrograd.autograd.tape import GradientTape
 from retrograd.tensor import Tensor
 
 __all__ = [
     "Function",
     "gradcheck",
     "gradgradcheck",
+    "GradientTape",
     "detect_anomaly",
     "set_detect_anomaly",
     "is_anomaly_enabled",

@@ -94,6 +94,8 @@ class Function:
         )
 
     def _unpack_tensor(self, p):
+        if isinstance(p, _UserOut):
+            return Tensor._make(p.data, p.requires_grad, self if p.requires_grad else None, p.index)
         if p is _OUT:
             # rebuild the output as a Tensor whose grad_fn is this node, as PyTorch does, so a
             # rule that uses the output differentiates through it; no reference cycle is kept.
@@ -128,6 +130,12 @@ class Function:
 
     # -- PyTorch's ctx interface ----------------------------------------------------------------
     def save_for_backward(self, *tensors) -> None:
+        for i, t in enumerate(tensors):
+            if t is not None and not isinstance(t, Tensor):
+                raise TypeError(
+                    f"save_for_backward can only save variables, but argument {i} is of type "
+                    f"{type(t).__name__}"
+                )
         self._saved = tensors
 
     @property
@@ -232,6 +240,9 @@ def _apply_user(cls, args, params):
     node._saved = None
     tensors = [a for a in args if isinstance(a, Tensor)]
     record = _state.enabled and any(t.requires_grad for t in tensors)
+    node.needs_input_grad = tuple(
+        isinstance(a, Tensor) and a.requires_grad and record for a in args
+    )
     with no_grad():
         outs = cls.forward(node, *args, **params)
     single = not isinstance(outs, tuple)
@@ -239,7 +250,6 @@ def _apply_user(cls, args, params):
     if not record:
         return outs
     node.next_functions = [(t.grad_fn or t) if t._requires_grad else None for t in tensors]
-    node.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
     node.__dict__["_arg_is_tensor"] = tuple(isinstance(a, Tensor) for a in args)
     if any(t._out_nr for t in tensors):
         node._in_nrs = [t._out_nr for t in tensors]
@@ -263,15 +273,20 @@ def _apply_user(cls, args, params):
         (o.data.shape, o.data.dtype) if isinstance(o, Tensor) else None for o in out_list
     )
     node._out = None
-    # saved tensors: keep the Tensor objects (inputs and outputs) with their versions
+    # saved tensors: inputs are kept as Tensors; a saved output as (marker, index) so that no
+    # reference cycle node -> output -> node forms; it is rebuilt on unpack
     saved = node._saved
     if saved:
         packed = []
         versions = []
-        by_id = {id(o): r for o, r in zip(out_list, results)}
+        out_index = {id(o): i for i, o in enumerate(out_list)}
         for s in saved:
-            if isinstance(s, Tensor):
-                s = by_id.get(id(s), s)
+            if isinstance(s, Tensor) and id(s) in out_index:
+                i = out_index[id(s)]
+                r = results[i]
+                packed.append(_UserOut(i, r.data, r._requires_grad))
+                versions.append((r._version, r._version[0], r))
+            elif isinstance(s, Tensor):
                 packed.append(s)
                 versions.append((s._version, s._version[0], s))
             else:
@@ -315,14 +330,45 @@ def _run_user_backward(node, grads):
             f"{len(is_tensor)}, got {len(result)})"
         )
     out = []
-    for r, flag in zip(result, is_tensor):
-        if flag:
-            if r is not None and not isinstance(r, Tensor):
+    k = 0
+    for i, (r, flag) in enumerate(zip(result, is_tensor)):
+        if not flag:
+            if r is not None:
+                raise RuntimeError(
+                    f"function {node.name()} returned a gradient different than None at position "
+                    f"{i + 1}, but the corresponding forward input was not a Variable"
+                )
+            continue
+        if r is not None:
+            if not isinstance(r, Tensor):
                 r = Tensor._make(r, False, None, 0)
-            if r is not None and not saved_mode:
+            expected = node._in_shapes[k]
+            if r.shape != expected and not _broadcastable(expected, r.shape):
+                raise RuntimeError(
+                    f"Function {node.name()} returned an invalid gradient at index {k} - got "
+                    f"{list(r.shape)} but expected shape compatible with {list(expected)}"
+                )
+            if not saved_mode:
                 r = r.data
-            out.append(r)
+        out.append(r)
+        k += 1
     return tuple(out)
+
+
+def _broadcastable(shape, to) -> bool:
+    """Whether `shape` broadcasts to `to` (a gradient of that shape can be summed back)."""
+    if len(shape) > len(to):
+        return False
+    return all(s == t or s == 1 for s, t in zip(reversed(shape), reversed(to)))
+
+
+class _UserOut:
+    """A user Function's saved output: rebuilt as a Tensor whose grad_fn is the node."""
+
+    __slots__ = ("index", "data", "requires_grad")
+
+    def __init__(self, index: int, data, requires_grad: bool) -> None:
+        self.index, self.data, self.requires_grad = index, data, requires_grad
 
 
 def _capture_trace():

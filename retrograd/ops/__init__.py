@@ -1,12 +1,24 @@
 """The primitives, by family. Each family module lists its public ops in `__all__`."""
 
-from retrograd.ops import activation, elementwise, indexing, linalg, movement, mutation, reduce
+from retrograd.ops import (
+    activation,
+    elementwise,
+    indexing,
+    linalg,
+    loss,
+    movement,
+    mutation,
+    normalization,
+    reduce,
+)
 from retrograd.ops._util import canonical_dim
 from retrograd.ops.activation import *  # noqa: F403
 from retrograd.ops.elementwise import *  # noqa: F403
 from retrograd.ops.indexing import *  # noqa: F403
 from retrograd.ops.mutation import *  # noqa: F403
+from retrograd.ops.normalization import *  # noqa: F403
 from retrograd.ops.linalg import *  # noqa: F403
+from retrograd.ops.loss import *  # noqa: F403
 from retrograd.ops.movement import *  # noqa: F403
 from retrograd.ops.reduce import *  # noqa: F403
 
@@ -19,4 +31,6 @@ __all__ = [
     *movement.__all__,
     *indexing.__all__,
     *mutation.__all__,
+    *normalization.__all__,
+    *loss.__all__,
 ]
