@@ -17,6 +17,7 @@ from retrograd.autograd.grad_mode import (
     no_grad,
     set_grad_enabled,
 )
+from retrograd.autograd.tape import GradientTape, UnconnectedGradients
 from retrograd.backend import (
     Generator,
     bool_,
@@ -33,7 +34,6 @@ from retrograd.backend import (
     set_default_dtype,
     uint8,
 )
-from retrograd.autograd.tape import GradientTape, UnconnectedGradients
 from retrograd.creation import *  # noqa: F403
 from retrograd.io import load, save
 from retrograd.ops import *  # noqa: F403
