@@ -58,6 +58,8 @@ class Tensor:
     _hooks = None  # hooks of a leaf tensor (a non-leaf's live on its grad_fn)
     _retain = False
     name = None
+    _view_base = None  # for a view: the tensor whose memory it shares
+    _view_chain = ()  # for a view: ((view op, params), ...) taking the base to this view
     __array_priority__ = 1000  # ndarray + Tensor defers to Tensor.__radd__
 
     def __init__(self, data, dtype=None, requires_grad: bool = False) -> None:

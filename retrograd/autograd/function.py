@@ -23,6 +23,8 @@ Two ways to write one, run by the same engine:
 
 from __future__ import annotations
 
+import numpy as np
+
 from retrograd.autograd.grad_mode import _state
 
 _FREED = "freed"
@@ -182,21 +184,25 @@ def _apply_raw(cls, inputs, params):
     node = cls.__new__(cls)
     node._saved = None
     out = node.forward(*[t.data for t in inputs], **params)
-    if not _state.enabled or not cls.differentiable:
-        return Tensor._make(out, False, None, 0)
+    if isinstance(out, np.generic):  # NumPy returns scalars from 0-d arithmetic: keep arrays
+        out = np.asarray(out)
     record = False
-    multi = False
+    if _state.enabled and cls.differentiable:
+        for t in inputs:
+            if t._requires_grad:
+                record = True
+                break
+    if not record:
+        result = Tensor._make(out, False, None, 0)
+        if cls.is_view:
+            _link_view(result, inputs[0], cls, params)
+        return result
     nexts = []
+    multi = False
     for t in inputs:
-        if t._requires_grad:
-            record = True
-            nexts.append(t.grad_fn or t)
-        else:
-            nexts.append(None)
+        nexts.append((t.grad_fn or t) if t._requires_grad else None)
         if t._out_nr:
             multi = True
-    if not record:
-        return Tensor._make(out, False, None, 0)
     node.next_functions = nexts
     node.needs_input_grad = [t._requires_grad for t in inputs]
     node._in_shapes = [t.data.shape for t in inputs]
@@ -207,11 +213,20 @@ def _apply_raw(cls, inputs, params):
         node._trace = _capture_trace()
     result = Tensor._make(out, True, node, 0)
     if cls.is_view:
-        result._version = inputs[0]._version
+        _link_view(result, inputs[0], cls, params)
     saved = node._saved
     if saved:
         _pack_saved(node, saved, inputs, out, result)
     return result
+
+
+def _link_view(view: Tensor, x: Tensor, cls, params) -> None:
+    """A view shares x's version counter and remembers its base and how it was taken from it,
+    so that an in-place change through the view can rebase the base's history (CopySlices)."""
+    view._version = x._version
+    base = x._view_base
+    view._view_base = base if base is not None else x
+    view._view_chain = x._view_chain + ((cls, params),)
 
 
 def _pack_saved(node, saved, inputs, out, result) -> None:
