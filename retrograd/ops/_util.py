@@ -25,8 +25,11 @@ def canonical_dims(dim, ndim: int):
     if isinstance(dim, (int, np.integer)):
         return (canonical_dim(int(dim), ndim),)
     dims = tuple(canonical_dim(int(d), ndim) for d in dim)
-    if len(set(dims)) != len(dims):
-        raise RuntimeError(f"dim {dims} appears multiple times in the list of dims")
+    seen = set()
+    for d in dims:
+        if d in seen:
+            raise RuntimeError(f"dim {d} appears multiple times in the list of dims")
+        seen.add(d)
     return tuple(sorted(dims))
 
 
