@@ -185,7 +185,9 @@ def _apply_raw(cls, inputs, params):
     node._saved = None
     out = node.forward(*[t.data for t in inputs], **params)
     if isinstance(out, np.generic):  # NumPy returns scalars from 0-d arithmetic: keep arrays
-        out = np.asarray(out)
+        scalar, out = out, np.asarray(out)
+        if node._saved:  # a rule that saved its own output must find the array it gets back
+            node._saved = tuple(out if a is scalar else a for a in node._saved)
     record = False
     if _state.enabled and cls.differentiable:
         for t in inputs:
