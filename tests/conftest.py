@@ -21,3 +21,25 @@ def pytest_terminal_summary(terminalreporter):
             f"{COUNTS['gradgradcheck']} gradgradchecks passed, {COUNTS['torch']} PyTorch "
             f"comparisons passed, {COUNTS['numpy']} NumPy forward comparisons passed"
         )
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--op",
+        action="append",
+        default=[],
+        help="run only the op-table rows of this op (repeatable), e.g. --op sum --op norm",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    ops = set(config.getoption("--op"))
+    if not ops:
+        return
+    keep, drop = [], []
+    for item in items:
+        spec = getattr(getattr(item, "callspec", None), "params", {}).get("spec")
+        (keep if spec is None or spec.name in ops else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
