@@ -13,7 +13,7 @@ $(BIN)/activate: pyproject.toml
 venv: $(BIN)/activate
 
 demo: $(BIN)/activate
-	$(BIN)/python examples/xor.py
+	$(BIN)/retrograd train
 
 lint: $(BIN)/activate
 	$(BIN)/ruff format --check retrograd tests examples benchmarks
@@ -24,7 +24,7 @@ format: $(BIN)/activate
 	$(BIN)/ruff check --fix retrograd tests examples benchmarks
 
 test: $(BIN)/activate lint
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest -q tests
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-
 GRADCHECK_ATOL = 1e-6
 GRADCHECK_RTOL = 1e-4
 
@@ -123,8 +122,9 @@ def binary_samples(domain=(-2.0, 2.0), domain_y=None, avoid=(), avoid_y=None, **
     return make
 
 
-def reduce_samples(domain=(-2.0, 2.0), shape=(2, 3, 4), allow_none=True, allow_tuple=True,
-                   empty=True, **kwargs):
+def reduce_samples(
+    domain=(-2.0, 2.0), shape=(2, 3, 4), allow_none=True, allow_tuple=True, empty=True, **kwargs
+):
     """Samples for a reduction f(x, dim, keepdim): every axis, negative, tuple, None, keepdim."""
 
     def make(rng):
@@ -143,13 +143,25 @@ def reduce_samples(domain=(-2.0, 2.0), shape=(2, 3, 4), allow_none=True, allow_t
                         f"dim={d} keepdim={keep}",
                     )
                 )
-        out.append(Sample((values(rng, (), domain),), dict(kwargs, dim=None if allow_none else 0,
-                                                         keepdim=False), "0-d"))
-        out.append(Sample((values(rng, (4, 3), domain),), dict(kwargs, dim=0, keepdim=False),
-                          "noncontig", noncontig=(0,)))
+        out.append(
+            Sample(
+                (values(rng, (), domain),),
+                dict(kwargs, dim=None if allow_none else 0, keepdim=False),
+                "0-d",
+            )
+        )
+        out.append(
+            Sample(
+                (values(rng, (4, 3), domain),),
+                dict(kwargs, dim=0, keepdim=False),
+                "noncontig",
+                noncontig=(0,),
+            )
+        )
         if empty:
-            out.append(Sample((values(rng, (0, 3), domain),), dict(kwargs, dim=1, keepdim=False),
-                              "empty"))
+            out.append(
+                Sample((values(rng, (0, 3), domain),), dict(kwargs, dim=1, keepdim=False), "empty")
+            )
         return out
 
     return make

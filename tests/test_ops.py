@@ -15,7 +15,9 @@ from tests.opspec import NOT_ROWS, ROWS
 
 CASES = []
 for _spec in ROWS:
-    for _i, _sample in enumerate(_spec.samples(np.random.default_rng(abs(hash(_spec.name)) % 2**32))):
+    for _i, _sample in enumerate(
+        _spec.samples(np.random.default_rng(abs(hash(_spec.name)) % 2**32))
+    ):
         CASES.append(pytest.param(_spec, _sample, id=f"{_spec.name}-{_i}-{_sample.desc}"))
 
 
@@ -87,7 +89,10 @@ def test_forward_matches_numpy(spec, sample, counts):
     if spec.ref is None:
         pytest.skip("no NumPy reference")
     ref_kwargs = spec.ref_kwargs(sample.kwargs) if spec.ref_kwargs else sample.kwargs
-    for dtype, atol, rtol in ((np.float64, 1e-7, 1e-7), (np.float32, spec.fwd_atol32, spec.fwd_rtol32)):
+    for dtype, atol, rtol in (
+        (np.float64, 1e-7, 1e-7),
+        (np.float32, spec.fwd_atol32, spec.fwd_rtol32),
+    ):
         ins = _inputs(sample, dtype, requires_grad=False)
         arrays = [t.data if isinstance(t, rg.Tensor) else t for t in ins]
         with warnings.catch_warnings():
@@ -172,7 +177,9 @@ def test_matches_torch(spec, sample, counts):
         tv = t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
         ov = o.data if isinstance(o, rg.Tensor) else np.asarray(o)
         assert ov.shape == tv.shape, f"shape {ov.shape} != PyTorch's {tv.shape}"
-        np.testing.assert_allclose(ov, tv, atol=spec.fwd_atol32, rtol=spec.fwd_rtol32, equal_nan=True)
+        np.testing.assert_allclose(
+            ov, tv, atol=spec.fwd_atol32, rtol=spec.fwd_rtol32, equal_nan=True
+        )
         compared += 1
         if (
             spec.differentiable

@@ -15,11 +15,11 @@ from retrograd.ops._util import canonical_dim
 from retrograd.ops.activation import *  # noqa: F403
 from retrograd.ops.elementwise import *  # noqa: F403
 from retrograd.ops.indexing import *  # noqa: F403
-from retrograd.ops.mutation import *  # noqa: F403
-from retrograd.ops.normalization import *  # noqa: F403
 from retrograd.ops.linalg import *  # noqa: F403
 from retrograd.ops.loss import *  # noqa: F403
 from retrograd.ops.movement import *  # noqa: F403
+from retrograd.ops.mutation import *  # noqa: F403
+from retrograd.ops.normalization import *  # noqa: F403
 from retrograd.ops.reduce import *  # noqa: F403
 
 __all__ = [
