@@ -411,22 +411,22 @@ class Tensor:
         return _ops.ge(self, other)
 
     def __and__(self, other):
-        return _ops.logical_and(self, other)
+        return _ops.bitwise_and(self, other)
 
     def __rand__(self, other):
-        return _ops.logical_and(other, self)
+        return _ops.bitwise_and(other, self)
 
     def __or__(self, other):
-        return _ops.logical_or(self, other)
+        return _ops.bitwise_or(self, other)
 
     def __ror__(self, other):
-        return _ops.logical_or(other, self)
+        return _ops.bitwise_or(other, self)
 
     def __xor__(self, other):
-        return _ops.logical_xor(self, other)
+        return _ops.bitwise_xor(self, other)
 
     def __invert__(self):
-        return _ops.logical_not(self)
+        return _ops.bitwise_not(self)
 
     def __getitem__(self, index):
         return _ops.getitem(self, index)

@@ -335,6 +335,27 @@ def _torch_round_trip(x):
     return x.to(torch.float32).double() if x.dtype == torch.float64 else x.to(torch.float64)
 
 
+def _int_pairs(rng):
+    a = rng.integers(-8, 8, size=(3, 4))
+    b = rng.integers(-8, 8, size=(4,))
+    m = rng.random((3, 4)) > 0.5
+    n = rng.random((3, 4)) > 0.5
+    return [
+        Sample((a, b), {}, "int64 broadcast"),
+        Sample((m, n), {}, "bool"),
+        Sample((a, a), {}, "repeated input"),
+        Sample((rng.integers(0, 5, size=()), rng.integers(0, 5, size=(0,))), {}, "0-d and empty"),
+    ]
+
+
+def _int_singles(rng):
+    return [
+        Sample((rng.integers(-8, 8, size=(3, 4)),), {}, "int64"),
+        Sample((rng.random((5,)) > 0.5,), {}, "bool"),
+        Sample((rng.integers(0, 5, size=()),), {}, "0-d"),
+    ]
+
+
 ROWS = [
     # arithmetic
     OpSpec("add", rg.add, np.add, torch.add, binary_samples()),
@@ -508,6 +529,38 @@ ROWS = [
         np.logical_not,
         torch.logical_not,
         special_samples,
+        differentiable=False,
+    ),
+    OpSpec(
+        "bitwise_and",
+        rg.bitwise_and,
+        np.bitwise_and,
+        torch.bitwise_and,
+        _int_pairs,
+        differentiable=False,
+    ),
+    OpSpec(
+        "bitwise_or",
+        rg.bitwise_or,
+        np.bitwise_or,
+        torch.bitwise_or,
+        _int_pairs,
+        differentiable=False,
+    ),
+    OpSpec(
+        "bitwise_xor",
+        rg.bitwise_xor,
+        np.bitwise_xor,
+        torch.bitwise_xor,
+        _int_pairs,
+        differentiable=False,
+    ),
+    OpSpec(
+        "bitwise_not",
+        rg.bitwise_not,
+        np.invert,
+        torch.bitwise_not,
+        _int_singles,
         differentiable=False,
     ),
     OpSpec("isnan", rg.isnan, np.isnan, torch.isnan, special_samples, differentiable=False),

@@ -82,6 +82,10 @@ __all__ = [
     "gt",
     "ge",
     "logical_and",
+    "bitwise_and",
+    "bitwise_or",
+    "bitwise_xor",
+    "bitwise_not",
     "logical_or",
     "logical_xor",
     "logical_not",
@@ -1274,6 +1278,45 @@ def gt(input, other) -> Tensor:
 def ge(input, other) -> Tensor:
     """input >= other, elementwise (bool)."""
     return _boolean(operator.ge, input, other)
+
+
+def _bitwise(name: str, input, other) -> Tensor:
+    """Integer/bool operands only (no gradient), as PyTorch's &, |, ^."""
+    for v in (input, other):
+        d = _operand(v)
+        if getattr(d, "dtype", None) is not None and d.dtype.kind not in "biu":
+            raise RuntimeError(f"\"{name}_cpu\" not implemented for '{_dtype_word(d.dtype)}'")
+    xd = _operand(input)
+    x, y = (input, other) if isinstance(input, Tensor) else (other, input)
+    x, y = promote(x, y) if isinstance(input, Tensor) else promote(y, x)
+    return Tensor._make(_array(getattr(get_xp(xd), name)(x.data, y.data)), False, None, 0)
+
+
+def _dtype_word(dtype) -> str:
+    return {"float32": "Float", "float64": "Double", "float16": "Half"}.get(str(dtype), str(dtype))
+
+
+def bitwise_and(input, other) -> Tensor:
+    """Bitwise AND of integer or bool tensors (the & operator)."""
+    return _bitwise("bitwise_and", input, other)
+
+
+def bitwise_or(input, other) -> Tensor:
+    """Bitwise OR of integer or bool tensors (the | operator)."""
+    return _bitwise("bitwise_or", input, other)
+
+
+def bitwise_xor(input, other) -> Tensor:
+    """Bitwise XOR of integer or bool tensors (the ^ operator)."""
+    return _bitwise("bitwise_xor", input, other)
+
+
+def bitwise_not(input) -> Tensor:
+    """Bitwise NOT of an integer tensor, logical NOT of a bool one (the ~ operator)."""
+    d = input.data
+    if d.dtype.kind not in "biu":
+        raise RuntimeError(f"\"bitwise_not_cpu\" not implemented for '{_dtype_word(d.dtype)}'")
+    return Tensor._make(_array(get_xp(d).invert(d)), False, None, 0)
 
 
 def logical_and(input, other) -> Tensor:
