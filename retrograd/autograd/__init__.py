@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from retrograd.autograd.anomaly import detect_anomaly, is_anomaly_enabled, set_detect_anomaly
 from retrograd.autograd.function import Function
 from retrograd.autograd.grad_mode import (
@@ -145,6 +147,9 @@ def grad(
             out.append(r)
         else:
             # a rule may return a view of another gradient: hand out owned arrays
-            out.append(Tensor._make(r if r.base is None else r.copy(), False, None, 0))
+            r = r.copy() if r.base is not None else r
+            if isinstance(r, np.generic):  # 0-d arithmetic gives NumPy scalars: keep arrays
+                r = np.asarray(r)
+            out.append(Tensor._make(r, False, None, 0))
     del single
     return tuple(out)

@@ -8,6 +8,8 @@ node's saved arrays are freed as soon as its rule has run unless `retain_graph=T
 
 from __future__ import annotations
 
+import numpy as np
+
 from retrograd.autograd.function import _FREED, FREED_MSG, Function, _bstate, _run_user_backward
 from retrograd.autograd.grad_mode import _state, set_grad_enabled
 from retrograd.backend import get_xp
@@ -273,6 +275,8 @@ def _deliver_leaf(t, g, graph, capture, results, accumulate, handed):
         # never alias: a rule may hand the same array to two inputs, or a view of another
         if id(g) in handed or g.base is not None:
             g = g.copy()
+        elif isinstance(g, np.generic):  # 0-d arithmetic gives NumPy scalars: keep arrays
+            g = np.asarray(g)
         handed.add(id(g))
         t.grad = Tensor._make(g, False, None, 0)
     elif t.grad.grad_fn is not None or t.grad.requires_grad:
