@@ -1,0 +1,98 @@
+"""The `retrograd` command line, end to end in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from retrograd.cli import main
+
+
+def test_train_two_epochs_writes_the_run_folder(tmp_path, capsys):
+    assert main(["train", "--epochs", "2", "--out", str(tmp_path), "--name", "t"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch   1/2" in out and "done: test accuracy" in out
+    run = tmp_path / "t"
+    for name in (
+        "checkpoint.safetensors",
+        "best.safetensors",
+        "history.csv",
+        "history.json",
+        "curves.png",
+        "summary.json",
+    ):
+        assert (run / name).exists(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["epochs"] == 2 and 0 <= summary["test_acc"] <= 1
+
+
+def test_evaluate_and_predict_load_the_checkpoint(tmp_path, capsys):
+    main(["train", "--epochs", "3", "--out", str(tmp_path), "--name", "t"])
+    capsys.readouterr()
+    ckpt = str(tmp_path / "t" / "checkpoint.safetensors")
+    assert main(["evaluate", ckpt]) == 0
+    out = capsys.readouterr().out
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert f"{summary['test_acc'] * 100:.2f}%" in out
+    assert main(["predict", ckpt, "--n", "5"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 6 and lines[0].split()[0] == "sample"
+
+
+def test_resume_continues_where_it_stopped(tmp_path, capsys):
+    main(["train", "--epochs", "2", "--out", str(tmp_path), "--name", "r"])
+    assert main(["train", "--epochs", "3", "--out", str(tmp_path), "--name", "r", "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "resumed from" in out
+        and "epoch   3/3" in out
+        and "epoch   1/3" not in out.split("resumed")[1]
+    )
+
+
+def test_xor_is_learned_from_the_command_line(tmp_path, capsys):
+    args = [
+        "train",
+        "--dataset",
+        "xor",
+        "--hidden",
+        "8",
+        "--activation",
+        "tanh",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "15",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(args) == 0
+    summary = json.loads((tmp_path / "xor-mlp" / "summary.json").read_text())
+    assert summary["test_acc"] == 1.0
+
+
+def test_default_digits_run_reaches_95_percent(tmp_path, capsys):
+    """The main job (`make demo`): digits MLP to >= 95% test accuracy."""
+    assert main(["train", "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "digits-mlp" / "summary.json").read_text())
+    assert summary["test_acc"] >= 0.95, summary
+
+
+def test_console_script_and_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "retrograd.cli", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "train" in result.stdout
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--out", str(tmp_path), "--name", "none", "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset", ["moons", "circles", "spirals", "blobs", "iris"])
+def test_other_datasets_train(tmp_path, dataset, capsys):
+    assert main(["train", "--dataset", dataset, "--epochs", "2", "--out", str(tmp_path)]) == 0
