@@ -8,7 +8,7 @@
 tensor([2., 4., 6.])
 """
 
-from retrograd import autograd, func, io, linalg, optim
+from retrograd import autograd, data, func, io, linalg, nn, optim
 from retrograd.autograd.grad_mode import (
     enable_grad,
     inference_mode,

@@ -101,6 +101,23 @@ class ModuleList(_Indexed):
     def forward(self, *args, **kwargs):  # pragma: no cover - not callable, as in PyTorch
         raise NotImplementedError("ModuleList is not callable: iterate over it instead")
 
+    def __repr__(self) -> str:
+        """PyTorch's layout: a run of identical entries is shown once, "(0-2): 3 x Block(...)"."""
+        reprs = [repr(m) for m in self]
+        if not reprs:
+            return "ModuleList()"
+        runs = []  # [first index, last index, repr]
+        for i, r in enumerate(reprs):
+            if runs and runs[-1][2] == r:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i, r])
+        lines = []
+        for first, last, r in runs:
+            label = f"({first}): " if first == last else f"({first}-{last}): {last - first + 1} x "
+            lines.append((label + r).replace("\n", "\n  "))
+        return "ModuleList(\n  " + "\n  ".join(lines) + "\n)"
+
 
 class ModuleDict(Module):
     """A dict of Modules whose parameters are registered."""

@@ -10,11 +10,23 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 from collections.abc import Iterator
 
+from retrograd import backend
 from retrograd.autograd.grad_mode import no_grad
 from retrograd.nn.parameter import Parameter
 from retrograd.tensor import Tensor
 
-_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What load_state_dict(strict=False) could not match (PyTorch's repr)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return super().__repr__()
+
+    __str__ = __repr__
 
 
 class _Handle:
@@ -131,8 +143,10 @@ class Module:
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Keep `tensor` as state (saved in state_dict when persistent), not as a parameter."""
-        if "." in name or name == "":
-            raise KeyError(f'buffer name can\'t contain ".", got: {name}')
+        if "." in name:
+            raise KeyError('buffer name can\'t contain "."')
+        if name == "":
+            raise KeyError('buffer name can\'t be empty string ""')
         self._buffer_names[name] = persistent
         object.__setattr__(self, name, tensor)
 
@@ -176,21 +190,40 @@ class Module:
         return self
 
     def to(self, *args, **kwargs) -> Module:
-        """Convert parameters and floating buffers (dtype and/or device) in place."""
+        """Convert parameters and buffers in place: floating ones to the dtype, all to the device.
+
+        >>> model.to(retrograd.float64)
+        """
+        dtype, device = kwargs.get("dtype"), kwargs.get("device")
+        for a in args:  # Tensor.to's reading of its arguments
+            if isinstance(a, str) and (a.startswith("cuda") or a == "cpu"):
+                device = a
+            elif isinstance(a, Tensor):
+                dtype, device = a.dtype, a.device
+            else:
+                dtype = a
+        if dtype is not None:
+            dtype = backend.as_dtype(dtype)
+            if dtype.kind not in "fc":
+                raise TypeError(
+                    "nn.Module.to only accepts floating point or complex dtypes, but got desired "
+                    f"dtype={dtype}"
+                )
+
+        def convert(t: Tensor) -> Tensor:
+            # integer buffers (num_batches_tracked) keep their dtype, as in PyTorch
+            return t.to(dtype=dtype if t.dtype.kind in "fc" else None, device=device)
+
         with no_grad():
             for _, p in self.named_parameters():
-                p.data = p.to(*args, **kwargs).data
+                p.data = convert(p).data
                 if p.grad is not None:
-                    p.grad = p.grad.to(*args, **kwargs)
+                    p.grad = convert(p.grad)
             for m in self.modules():
                 for name in m._buffer_names:
                     b = m.__dict__.get(name)
-                    if b is not None and b.dtype.kind == "f":
-                        object.__setattr__(m, name, b.to(*args, **kwargs))
-                    elif b is not None:
-                        device = [a for a in args if isinstance(a, str)]
-                        if device:
-                            object.__setattr__(m, name, b.to(device[0]))
+                    if b is not None:
+                        object.__setattr__(m, name, convert(b))
         return self
 
     def float(self) -> Module:
@@ -203,19 +236,26 @@ class Module:
     def state_dict(self, prefix: str = "", keep_vars: bool = False) -> OrderedDict:
         """Parameters and persistent buffers by dotted name (detached unless keep_vars)."""
         out = OrderedDict()
-        seen = set()
-        for mod_prefix, module in self.named_modules(prefix=prefix.rstrip(".")):
-            for name, value in module._members():  # PyTorch's order: each module's own
-                if isinstance(value, Parameter) and id(value) not in seen:  # params, then buffers
-                    seen.add(id(value))
-                    key = f"{mod_prefix}.{name}" if mod_prefix else name
-                    out[key] = value if keep_vars else value.detach()
-            for name, persistent in module._buffer_names.items():
-                b = module.__dict__.get(name)
-                if persistent and b is not None:
-                    key = f"{mod_prefix}.{name}" if mod_prefix else name
-                    out[key] = b if keep_vars else b.detach()
+        if prefix and not prefix.endswith("."):
+            prefix += "."
+        self._save_to(out, prefix, keep_vars)
         return out
+
+    def _save_to(self, out: OrderedDict, prefix: str, keep_vars: bool) -> None:
+        # PyTorch's order: a module's own parameters, its buffers, then each child's entries;
+        # a tensor (or module) reachable under two names is saved under both, as in PyTorch,
+        # so that tied weights load from a PyTorch state_dict
+        members = list(self._members())
+        for name, value in members:
+            if isinstance(value, Parameter):
+                out[prefix + name] = value if keep_vars else value.detach()
+        for name, persistent in self._buffer_names.items():
+            b = self.__dict__.get(name)
+            if persistent and b is not None:
+                out[prefix + name] = b if keep_vars else b.detach()
+        for name, value in members:
+            if isinstance(value, Module):
+                value._save_to(out, f"{prefix}{name}.", keep_vars)
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """Copy values into parameters and buffers; report missing/unexpected/mis-shaped keys.

@@ -1,0 +1,65 @@
+"""The layers, one family per module."""
+
+from retrograd.nn.layers.activation import (
+    CELU,
+    ELU,
+    GELU,
+    SELU,
+    Hardsigmoid,
+    Hardswish,
+    Hardtanh,
+    LeakyReLU,
+    LogSigmoid,
+    LogSoftmax,
+    Mish,
+    ReLU,
+    ReLU6,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softmin,
+    Softplus,
+    Softsign,
+    Tanh,
+    Tanhshrink,
+)
+from retrograd.nn.layers.dropout import Dropout
+from retrograd.nn.layers.embedding import Embedding
+from retrograd.nn.layers.flatten import Flatten, Unflatten
+from retrograd.nn.layers.linear import Bilinear, Identity, Linear
+from retrograd.nn.layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
+
+__all__ = [
+    "Identity",
+    "Linear",
+    "Bilinear",
+    "Flatten",
+    "Unflatten",
+    "Dropout",
+    "LayerNorm",
+    "RMSNorm",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Embedding",
+    "ReLU",
+    "ReLU6",
+    "LeakyReLU",
+    "ELU",
+    "SELU",
+    "CELU",
+    "GELU",
+    "SiLU",
+    "Mish",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Softmax",
+    "LogSoftmax",
+    "Softmin",
+    "Hardtanh",
+    "Hardsigmoid",
+    "Hardswish",
+    "Softsign",
+    "Tanhshrink",
+    "LogSigmoid",
+]
