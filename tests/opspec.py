@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tests import (
     opspec_activation,
+    opspec_attention,
     opspec_elementwise,
     opspec_indexing,
     opspec_linalg,
@@ -25,6 +26,7 @@ ROWS = [
     *opspec_indexing.ROWS,
     *opspec_normalization.ROWS,
     *opspec_loss.ROWS,
+    *opspec_attention.ROWS,
 ]
 
 # Public names that are not ops with a gradient rule of their own (helpers, in-place writers):
@@ -41,5 +43,6 @@ for _family in (
     opspec_indexing,
     opspec_normalization,
     opspec_loss,
+    opspec_attention,
 ):
     NOT_ROWS.update(getattr(_family, "NOT_ROWS", {}))

@@ -168,6 +168,13 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12, o
     return input / denom
 
 
+from retrograd.ops.attention import (  # noqa: E402
+    multi_head_attention_forward,
+    scaled_dot_product_attention,
+)
+
+__all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]
+
 # the functional losses (the loss modules stay in retrograd.nn)
 from retrograd.nn.losses import (  # noqa: E402
     binary_cross_entropy,

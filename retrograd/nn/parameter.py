@@ -26,5 +26,20 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
+    def __deepcopy__(self, memo) -> Parameter:
+        """A new leaf parameter with a copy of the data (copy.deepcopy of a model)."""
+        if id(self) in memo:
+            return memo[id(self)]
+        if self.grad_fn is not None:
+            raise RuntimeError(
+                "Only Tensors created explicitly by the user (graph leaves) support the deepcopy "
+                "protocol at the moment."
+            )
+        out = Parameter(self.data.copy(), requires_grad=self.requires_grad)
+        if self.grad is not None:
+            out.grad = Tensor._make(self.grad.data.copy(), False, None, 0)
+        memo[id(self)] = out
+        return out
+
     def __reduce_ex__(self, protocol):  # pragma: no cover - pickling is not supported
         raise TypeError("retrograd never pickles tensors: use retrograd.save / state_dict")

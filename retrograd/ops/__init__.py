@@ -2,6 +2,7 @@
 
 from retrograd.ops import (
     activation,
+    attention,
     elementwise,
     indexing,
     linalg,
@@ -13,6 +14,7 @@ from retrograd.ops import (
 )
 from retrograd.ops._util import canonical_dim
 from retrograd.ops.activation import *  # noqa: F403
+from retrograd.ops.attention import *  # noqa: F403
 from retrograd.ops.elementwise import *  # noqa: F403
 from retrograd.ops.indexing import *  # noqa: F403
 from retrograd.ops.linalg import *  # noqa: F403
@@ -26,6 +28,7 @@ __all__ = [
     "canonical_dim",
     *elementwise.__all__,
     *activation.__all__,
+    *attention.__all__,
     *reduce.__all__,
     *linalg.__all__,
     *movement.__all__,

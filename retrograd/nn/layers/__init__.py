@@ -23,11 +23,21 @@ from retrograd.nn.layers.activation import (
     Tanh,
     Tanhshrink,
 )
+from retrograd.nn.layers.attention import MultiheadAttention
 from retrograd.nn.layers.dropout import Dropout
 from retrograd.nn.layers.embedding import Embedding
 from retrograd.nn.layers.flatten import Flatten, Unflatten
 from retrograd.nn.layers.linear import Bilinear, Identity, Linear
 from retrograd.nn.layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
+from retrograd.nn.layers.transformer import (
+    LearnedPositionalEmbedding,
+    SinusoidalPositionalEncoding,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 
 __all__ = [
     "Identity",
@@ -62,4 +72,12 @@ __all__ = [
     "Softsign",
     "Tanhshrink",
     "LogSigmoid",
+    "MultiheadAttention",
+    "Transformer",
+    "TransformerEncoder",
+    "TransformerDecoder",
+    "TransformerEncoderLayer",
+    "TransformerDecoderLayer",
+    "SinusoidalPositionalEncoding",
+    "LearnedPositionalEmbedding",
 ]
