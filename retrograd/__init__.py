@@ -8,7 +8,7 @@
 tensor([2., 4., 6.])
 """
 
-from retrograd import autograd, data, func, io, linalg, nn, optim
+from retrograd import autograd, data, diagnostics, func, io, linalg, nn, optim, viz
 from retrograd.autograd.grad_mode import (
     enable_grad,
     inference_mode,
@@ -35,6 +35,7 @@ from retrograd.backend import (
     uint8,
 )
 from retrograd.creation import *  # noqa: F403
+from retrograd.diagnostics import explain
 from retrograd.io import load, save
 from retrograd.ops import *  # noqa: F403
 from retrograd.tensor import Tensor

@@ -292,6 +292,70 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _floats(text: str) -> list:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
+def _variables(items) -> dict:
+    """name=value or name=v1,v2,... pairs for `retrograd explain --expr`."""
+    values = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"--var expects name=value, got {item!r}")
+        numbers = _floats(value)
+        values[name.strip()] = numbers[0] if len(numbers) == 1 else numbers
+    return values
+
+
+def cmd_explain(args) -> int:
+    from pathlib import Path
+
+    from retrograd.diagnostics import draw_graph, explain, expression, network, textbook_network
+
+    try:
+        if args.expr is not None:
+            example = expression(args.expr, _variables(args.var), lr=args.lr)
+        elif args.layers is not None:
+            example = network(
+                [int(s) for s in args.layers.split(",")],
+                _floats(args.input),
+                _floats(args.target),
+                activation=args.activation,
+                lr=0.5 if args.lr is None else args.lr,
+                seed=args.seed,
+            )
+        else:
+            example = textbook_network()
+            if args.lr is not None:
+                example.lr = args.lr
+    except ValueError as e:
+        print(f"retrograd explain: {e}", file=sys.stderr)
+        return 2
+    result = explain(example.loss, params=example.params, lr=example.lr, names=example.names)
+    fmt = args.format
+    if fmt is None:
+        suffix = Path(args.out).suffix.lower() if args.out else ""
+        fmt = {".md": "markdown", ".html": "html", ".htm": "html"}.get(suffix, "text")
+    rendered = {"text": result.to_text, "markdown": result.to_markdown, "html": result.to_html}
+    page = rendered[fmt]()
+    if args.out:
+        Path(args.out).write_text(page, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        print(page, end="")
+    if args.graph:
+        path = Path(args.graph)
+        graph = draw_graph(example.loss, params=example.params)
+        try:
+            graph.save(path) if path.suffix.lower() == ".dot" else graph.render(path)
+        except (RuntimeError, ValueError) as e:  # no Graphviz, or an unknown image format
+            print(f"retrograd explain: {e}", file=sys.stderr)
+            return 1
+        print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retrograd", description="Backpropagation made real, fast and visible."
@@ -326,6 +390,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=10)
     p.add_argument("--data-root", default=None)
     p.set_defaults(func=cmd_predict)
+    x = sub.add_parser(
+        "explain",
+        help="a backward pass, step by step (default: the textbook 2-2-2 sigmoid network)",
+        description="Explain backpropagation with the engine's own numbers: the forward pass "
+        "node by node, the loss, each node's local derivative and chain-rule product, where "
+        "gradients from several paths are summed, and each parameter's update.",
+    )
+    x.add_argument(
+        "--format",
+        choices=("text", "markdown", "html"),
+        default=None,
+        help="rendering (default: from --out's suffix, else text)",
+    )
+    x.add_argument("--out", default=None, help="write to this file instead of the terminal")
+    x.add_argument(
+        "--expr", default=None, help='an expression, e.g. "x*y + exp(x)" (with --var x=2 --var y=3)'
+    )
+    x.add_argument(
+        "--var",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a variable of --expr: a number or comma-separated numbers",
+    )
+    x.add_argument(
+        "--layers",
+        default=None,
+        help="units per layer, inputs first, e.g. 2,3,2 (random weights, --seed)",
+    )
+    x.add_argument("--input", default="0.05,0.10", help="input values, comma-separated")
+    x.add_argument("--target", default="0.01,0.99", help="target values, comma-separated")
+    x.add_argument(
+        "--activation", choices=("sigmoid", "tanh", "relu", "identity"), default="sigmoid"
+    )
+    x.add_argument("--lr", type=float, default=None, help="learning rate (textbook: 0.5)")
+    x.add_argument("--seed", type=int, default=0)
+    x.add_argument(
+        "--graph",
+        default=None,
+        help="also draw the graph: .dot (no dependency) or .svg/.png (Graphviz)",
+    )
+    x.set_defaults(func=cmd_explain)
     return parser
 
 

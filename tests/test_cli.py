@@ -96,3 +96,12 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
 @pytest.mark.parametrize("dataset", ["moons", "circles", "spirals", "blobs", "iris"])
 def test_other_datasets_train(tmp_path, dataset, capsys):
     assert main(["train", "--dataset", dataset, "--epochs", "2", "--out", str(tmp_path)]) == 0
+
+
+def test_explain_prints_the_textbook_numbers(tmp_path, capsys):
+    assert main(["explain"]) == 0
+    out = capsys.readouterr().out
+    assert "0.298371109" in out and "0.35891648" in out
+    md = tmp_path / "e.md"
+    assert main(["explain", "--expr", "x*y", "--var", "x=2", "--var", "y=3", "--out", str(md)]) == 0
+    assert md.read_text().startswith("#") or "|" in md.read_text()
