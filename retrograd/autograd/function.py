@@ -164,11 +164,14 @@ class Function:
     def name(self) -> str:
         return type(self).__name__ + "Backward"
 
-    def register_hook(self, fn) -> None:
+    def register_hook(self, fn):
         """fn(grad_inputs, grad_outputs) runs after this node's backward (PyTorch's Node hook)."""
         if self._post_hooks is None:
             self._post_hooks = []
         self._post_hooks.append(fn)
+        from retrograd.tensor import _RemovableHandle
+
+        return _RemovableHandle(self._post_hooks, fn)
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
