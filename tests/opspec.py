@@ -14,6 +14,7 @@ from tests import (
     opspec_loss,
     opspec_movement,
     opspec_normalization,
+    opspec_pooling,
     opspec_reduce,
 )
 
@@ -27,6 +28,7 @@ ROWS = [
     *opspec_normalization.ROWS,
     *opspec_loss.ROWS,
     *opspec_attention.ROWS,
+    *opspec_pooling.ROWS,
 ]
 
 # Public names that are not ops with a gradient rule of their own (helpers, in-place writers):
@@ -44,5 +46,6 @@ for _family in (
     opspec_normalization,
     opspec_loss,
     opspec_attention,
+    opspec_pooling,
 ):
     NOT_ROWS.update(getattr(_family, "NOT_ROWS", {}))

@@ -175,6 +175,42 @@ from retrograd.ops.attention import (  # noqa: E402
 
 __all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]
 
+from retrograd.ops.pooling import (  # noqa: E402
+    adaptive_avg_pool1d,
+    adaptive_avg_pool2d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    avg_pool1d,
+    avg_pool2d,
+    dropout2d,
+    group_norm,
+    instance_norm,
+    interpolate,
+    max_pool1d,
+    max_pool2d,
+    pixel_shuffle,
+    pixel_unshuffle,
+    upsample,
+)
+
+__all__ += [
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "dropout2d",
+    "group_norm",
+    "instance_norm",
+    "interpolate",
+    "max_pool1d",
+    "max_pool2d",
+    "pixel_shuffle",
+    "pixel_unshuffle",
+    "upsample",
+]
+
 # the functional losses (the loss modules stay in retrograd.nn)
 from retrograd.nn.losses import (  # noqa: E402
     binary_cross_entropy,

@@ -10,6 +10,7 @@ from retrograd.ops import (
     movement,
     mutation,
     normalization,
+    pooling,
     reduce,
 )
 from retrograd.ops._util import canonical_dim
@@ -22,6 +23,7 @@ from retrograd.ops.loss import *  # noqa: F403
 from retrograd.ops.movement import *  # noqa: F403
 from retrograd.ops.mutation import *  # noqa: F403
 from retrograd.ops.normalization import *  # noqa: F403
+from retrograd.ops.pooling import *  # noqa: F403
 from retrograd.ops.reduce import *  # noqa: F403
 
 __all__ = [
@@ -36,4 +38,5 @@ __all__ = [
     *mutation.__all__,
     *normalization.__all__,
     *loss.__all__,
+    *pooling.__all__,
 ]

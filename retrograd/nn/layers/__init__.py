@@ -28,7 +28,23 @@ from retrograd.nn.layers.dropout import Dropout
 from retrograd.nn.layers.embedding import Embedding
 from retrograd.nn.layers.flatten import Flatten, Unflatten
 from retrograd.nn.layers.linear import Bilinear, Identity, Linear
+from retrograd.nn.layers.norm2d import Dropout2d, GroupNorm, InstanceNorm1d, InstanceNorm2d
 from retrograd.nn.layers.normalization import BatchNorm1d, BatchNorm2d, LayerNorm, RMSNorm
+from retrograd.nn.layers.pooling import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool1d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    MaxPool1d,
+    MaxPool2d,
+    PixelShuffle,
+    PixelUnshuffle,
+    Upsample,
+    UpsamplingBilinear2d,
+    UpsamplingNearest2d,
+)
 from retrograd.nn.layers.transformer import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -80,4 +96,21 @@ __all__ = [
     "TransformerDecoderLayer",
     "SinusoidalPositionalEncoding",
     "LearnedPositionalEmbedding",
+    "Dropout2d",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "AdaptiveAvgPool1d",
+    "AdaptiveAvgPool2d",
+    "AdaptiveMaxPool1d",
+    "AdaptiveMaxPool2d",
+    "AvgPool1d",
+    "AvgPool2d",
+    "MaxPool1d",
+    "MaxPool2d",
+    "PixelShuffle",
+    "PixelUnshuffle",
+    "Upsample",
+    "UpsamplingBilinear2d",
+    "UpsamplingNearest2d",
 ]
