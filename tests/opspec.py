@@ -8,6 +8,7 @@ from __future__ import annotations
 from tests import (
     opspec_activation,
     opspec_attention,
+    opspec_conv,
     opspec_elementwise,
     opspec_indexing,
     opspec_linalg,
@@ -29,6 +30,7 @@ ROWS = [
     *opspec_loss.ROWS,
     *opspec_attention.ROWS,
     *opspec_pooling.ROWS,
+    *opspec_conv.ROWS,
 ]
 
 # Public names that are not ops with a gradient rule of their own (helpers, in-place writers):
@@ -47,5 +49,6 @@ for _family in (
     opspec_loss,
     opspec_attention,
     opspec_pooling,
+    opspec_conv,
 ):
     NOT_ROWS.update(getattr(_family, "NOT_ROWS", {}))

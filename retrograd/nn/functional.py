@@ -175,6 +175,17 @@ from retrograd.ops.attention import (  # noqa: E402
 
 __all__ += ["scaled_dot_product_attention", "multi_head_attention_forward"]
 
+from retrograd.ops.conv import (  # noqa: E402
+    conv1d,
+    conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    fold,
+    unfold,
+)
+
+__all__ += ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "unfold", "fold"]
+
 from retrograd.ops.pooling import (  # noqa: E402
     adaptive_avg_pool1d,
     adaptive_avg_pool2d,

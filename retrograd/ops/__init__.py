@@ -3,6 +3,7 @@
 from retrograd.ops import (
     activation,
     attention,
+    conv,
     elementwise,
     indexing,
     linalg,
@@ -16,6 +17,7 @@ from retrograd.ops import (
 from retrograd.ops._util import canonical_dim
 from retrograd.ops.activation import *  # noqa: F403
 from retrograd.ops.attention import *  # noqa: F403
+from retrograd.ops.conv import *  # noqa: F403
 from retrograd.ops.elementwise import *  # noqa: F403
 from retrograd.ops.indexing import *  # noqa: F403
 from retrograd.ops.linalg import *  # noqa: F403
@@ -39,4 +41,5 @@ __all__ = [
     *normalization.__all__,
     *loss.__all__,
     *pooling.__all__,
+    *conv.__all__,
 ]

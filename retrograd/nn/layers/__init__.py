@@ -24,6 +24,14 @@ from retrograd.nn.layers.activation import (
     Tanhshrink,
 )
 from retrograd.nn.layers.attention import MultiheadAttention
+from retrograd.nn.layers.conv import (
+    Conv1d,
+    Conv2d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    Fold,
+    Unfold,
+)
 from retrograd.nn.layers.dropout import Dropout
 from retrograd.nn.layers.embedding import Embedding
 from retrograd.nn.layers.flatten import Flatten, Unflatten
@@ -113,4 +121,10 @@ __all__ = [
     "Upsample",
     "UpsamplingBilinear2d",
     "UpsamplingNearest2d",
+    "Conv1d",
+    "Conv2d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "Unfold",
+    "Fold",
 ]
