@@ -16,6 +16,7 @@ from tests import (
     opspec_movement,
     opspec_normalization,
     opspec_pooling,
+    opspec_recurrent,
     opspec_reduce,
 )
 
@@ -31,6 +32,7 @@ ROWS = [
     *opspec_attention.ROWS,
     *opspec_pooling.ROWS,
     *opspec_conv.ROWS,
+    *opspec_recurrent.ROWS,
 ]
 
 # Public names that are not ops with a gradient rule of their own (helpers, in-place writers):
@@ -50,5 +52,6 @@ for _family in (
     opspec_attention,
     opspec_pooling,
     opspec_conv,
+    opspec_recurrent,
 ):
     NOT_ROWS.update(getattr(_family, "NOT_ROWS", {}))

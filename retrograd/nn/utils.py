@@ -135,3 +135,6 @@ def vector_to_parameters(vec: Tensor, parameters: Iterable[Tensor]) -> None:
         n = p.numel()
         p.data = vec.data[pointer : pointer + n].reshape(p.shape)
         pointer += n
+
+
+from retrograd.nn import utils_rnn as rnn  # noqa: E402, F401  (nn.utils.rnn.pad_sequence)

@@ -12,6 +12,7 @@ from retrograd.ops import (
     mutation,
     normalization,
     pooling,
+    recurrent,
     reduce,
 )
 from retrograd.ops._util import canonical_dim
@@ -26,6 +27,7 @@ from retrograd.ops.movement import *  # noqa: F403
 from retrograd.ops.mutation import *  # noqa: F403
 from retrograd.ops.normalization import *  # noqa: F403
 from retrograd.ops.pooling import *  # noqa: F403
+from retrograd.ops.recurrent import *  # noqa: F403
 from retrograd.ops.reduce import *  # noqa: F403
 
 __all__ = [
@@ -42,4 +44,5 @@ __all__ = [
     *loss.__all__,
     *pooling.__all__,
     *conv.__all__,
+    *recurrent.__all__,
 ]

@@ -53,6 +53,16 @@ from retrograd.nn.layers.pooling import (
     UpsamplingBilinear2d,
     UpsamplingNearest2d,
 )
+from retrograd.nn.layers.recurrent import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    LSTMCell,
+    RNNBase,
+    RNNCell,
+    RNNCellBase,
+)
 from retrograd.nn.layers.transformer import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -127,4 +137,12 @@ __all__ = [
     "ConvTranspose2d",
     "Unfold",
     "Fold",
+    "RNNBase",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "RNNCellBase",
+    "RNNCell",
+    "LSTMCell",
+    "GRUCell",
 ]

@@ -1,0 +1,817 @@
+"""Fused recurrent primitives: one node per layer and direction runs the whole time loop.
+
+The input projection x W_ih^T + b_ih of every time step is one matrix product (`linear` over the
+sequence) before the loop; each step then does ONE product h W_hh^T for all gates and the gate
+math on arrays. The backward runs backprop through time in one reverse loop on arrays and
+accumulates dW_hh (and dW_hr) with one matrix product over all steps at the end.
+
+Two versions of each loop: `_*_arrays` (LSTM, GRU) work in place in preallocated buffers, for
+the forward and a plain backward; the others are written with operators, indexing and the
+helpers below, so they run on arrays and on Tensors. Under `create_graph=True` a rule recomputes
+the forward from its input Tensors with those and backpropagates through the composition, so
+gradients of gradients are exact (slow, meant for small instances). The RNN's loop is short
+enough that its generic version is also its fast path. The sigmoids are tanh(x/2)/2 + 1/2: one
+tanh call for all four LSTM gates, and no overflow.
+
+Gate order and formulas are PyTorch's: LSTM (i, f, g, o), GRU (r, z, n) with
+n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), RNN tanh or relu.
+
+A `lengths` argument gives variable-length batches: past a sequence's length its state is
+carried unchanged (so the last row holds each sequence's last valid state) and its output is
+zero, as PyTorch's pack_padded_sequence / pad_packed_sequence give.
+"""
+
+from __future__ import annotations
+
+from retrograd.autograd.function import Function
+from retrograd.backend import get_xp
+from retrograd.ops import dual
+from retrograd.ops.normalization import linear
+from retrograd.tensor import Tensor
+
+__all__ = [
+    "rnn_tanh_cell",
+    "rnn_relu_cell",
+    "lstm_cell",
+    "gru_cell",
+    "rnn_layer",
+    "lstm_layer",
+    "gru_layer",
+]
+
+
+# -- helpers that work on arrays and Tensors -------------------------------------------------------
+def _ops():
+    from retrograd import ops
+
+    return ops
+
+
+def _const(a, like):
+    """A constant array next to `like`: itself for arrays, a constant Tensor in graph mode."""
+    if a is None or not isinstance(like, Tensor):
+        return a
+    return Tensor._make(a, False, None, 0)
+
+
+def _steps(x) -> list:
+    """The slices of x along dim 0 (time)."""
+    return list(_ops().unbind(x, 0)) if isinstance(x, Tensor) else list(x)
+
+
+def _stack(xs):
+    if isinstance(xs[0], Tensor):
+        return _ops().stack(xs, 0)
+    return get_xp(xs[0]).stack(xs, 0)
+
+
+def _cat(xs):
+    """Join along the last dim."""
+    if any(isinstance(x, Tensor) for x in xs):
+        return _ops().cat(xs, -1)
+    return get_xp(xs[0]).concatenate(xs, -1)
+
+
+def _sigmoid(x):
+    # 1 / (1 + exp(-x)) written with tanh: one transcendental call and no overflow
+    return dual.tanh(x * 0.5) * 0.5 + 0.5
+
+
+def _outer_sum(gz, h):
+    """sum_t gz_t^T h_t over all steps and batch rows: one matrix product, (G, P)."""
+    g2 = dual.reshape(gz, (-1, gz.shape[-1]))
+    h2 = dual.reshape(h, (-1, h.shape[-1]))
+    return dual.swap_last(g2) @ h2
+
+
+def _sum_rows(gz):
+    return dual.sum(dual.reshape(gz, (-1, gz.shape[-1])), 0)
+
+
+def _carry(new, prev, m, m1):
+    """The state after a step: the new one where the mask is 1, the previous one elsewhere."""
+    if m is None:
+        return new
+    return new * m + prev * m1
+
+
+def _order(n: int, reverse: bool):
+    """The steps in processing order (a backward pass walks them with reverse flipped)."""
+    return range(n - 1, -1, -1) if reverse else range(n)
+
+
+def _shift(xs, x0, reverse: bool):
+    """The state each step started from, stacked in time order: [x0, xs_0 .. xs_{L-2}]
+    (reverse: [xs_1 .. xs_{L-1}, x0])."""
+    if isinstance(xs, Tensor) or isinstance(x0, Tensor):
+        ops = _ops()
+        xs = xs if isinstance(xs, Tensor) else Tensor._make(xs, False, None, 0)
+        x0 = x0 if isinstance(x0, Tensor) else Tensor._make(x0, False, None, 0)
+        head = ops.unsqueeze(x0, 0)
+        return ops.cat([xs[1:], head] if reverse else [head, xs[:-1]], 0)
+    xp = get_xp(xs)
+    head = x0[None]
+    return xp.concatenate([xs[1:], head] if reverse else [head, xs[:-1]], 0)
+
+
+def _mask_steps(mask, like):
+    """Per-step masks m_t (N, 1) and 1 - m_t as arrays or constant Tensors (None: no mask)."""
+    if mask is None:
+        return None, None
+    return [_const(m, like) for m in mask], [_const(1 - m, like) for m in mask]
+
+
+# -- RNN (tanh / relu) -----------------------------------------------------------------------------
+def _rnn_forward(gx, h0, w_hh, b, nonlinearity, mask, reverse):
+    xs = _steps(gx if b is None else gx + b)
+    ms, m1s = _mask_steps(mask, gx)
+    wt = dual.swap_last(w_hh)
+    hs = [None] * len(xs)
+    h = h0
+    for t in _order(len(xs), reverse):
+        z = xs[t] + h @ wt
+        new = dual.tanh(z) if nonlinearity == "tanh" else z * _positive(z)
+        h = hs[t] = _carry(new, h, ms and ms[t], m1s and m1s[t])
+    return hs
+
+
+def _positive(x):
+    """1 where x > 0, else 0 (a constant: relu's derivative)."""
+    d = dual.data(x)
+    return _const((d > 0).astype(d.dtype), x)
+
+
+def _rnn_backward(g, h0, w_hh, hs, nonlinearity, mask, reverse, need):
+    """hs: the states (L, N, H) stacked; returns (g gx, g h0, g W_hh, g b_hh)."""
+    deriv = _steps(1 - hs * hs if nonlinearity == "tanh" else _positive(hs))
+    gs = _steps(g)
+    ms, m1s = _mask_steps(mask, g)
+    gzs = [None] * len(gs)
+    dh = None
+    for t in _order(len(gs), not reverse):
+        dh = gs[t] if dh is None else gs[t] + dh
+        dnew = dh if ms is None else dh * ms[t]
+        gz = gzs[t] = dnew * deriv[t]
+        back = gz @ w_hh
+        dh = back if ms is None else back + dh * m1s[t]
+    gz = _stack(gzs)
+    gw = _outer_sum(gz, _shift(hs, h0, reverse)) if need[2] else None
+    gb = _sum_rows(gz) if need[3] else None
+    return gz, dh, gw, gb
+
+
+class RNNLayer(Function):
+    """h_t = act(gx_t + h_{t-1} W_hh^T + b_hh), act tanh or relu, gx = x W_ih^T + b_ih;
+    out = h_t for every t;  gz_t = (g_t + gz_{t+1} W_hh) * act'(z_t),  gx = gz,
+    gh0 = gz_1 W_hh,  gW_hh = sum_t gz_t^T h_{t-1},  gb_hh = sum_t gz_t"""
+
+    raw = True
+
+    def forward(self, gx, h0, w_hh, *b, nonlinearity, mask, reverse):
+        self.nonlinearity, self.mask, self.reverse = nonlinearity, mask, reverse
+        bias = b[0] if b else None
+        hs = _rnn_forward(gx, h0, w_hh, bias, nonlinearity, mask, reverse)
+        out = get_xp(gx).stack(hs, 0)
+        self.save(gx, h0, w_hh, bias, out)
+        return out
+
+    def backward(self, g):
+        gx, h0, w_hh, bias, out = self.saved
+        need = list(self.needs_input_grad) + [False]
+        if isinstance(g, Tensor):  # create_graph: recompute the loop with differentiable ops
+            out = _stack(
+                _rnn_forward(gx, h0, w_hh, bias, self.nonlinearity, self.mask, self.reverse)
+            )
+        gz, gh0, gw, gb = _rnn_backward(
+            g, h0, w_hh, out, self.nonlinearity, self.mask, self.reverse, need
+        )
+        grads = (gz if need[0] else None, gh0 if need[1] else None, gw)
+        return grads + ((gb,) if bias is not None else ())
+
+
+# -- LSTM ------------------------------------------------------------------------------------------
+def _lstm_consts(hidden: int, like):
+    """Per-gate constants: act = tanh(z * s) * s + b gives sigmoid (s=1/2, b=1/2) for i, f, o and
+    tanh (s=1, b=0) for g in one call; d act / dz = s^2 - (act - b)^2."""
+    xp = get_xp(dual.data(like))
+    dtype = dual.data(like).dtype
+    s = xp.full((4, hidden), 0.5, dtype=dtype)
+    s[2] = 1
+    b = xp.full((4, hidden), 0.5, dtype=dtype)
+    b[2] = 0
+    s, b = s.reshape(-1), b.reshape(-1)
+    return _const(s, like), _const(b, like), _const(s * s, like)
+
+
+def _gates(a, hidden: int) -> tuple:
+    return (
+        a[..., :hidden],
+        a[..., hidden : 2 * hidden],
+        a[..., 2 * hidden : 3 * hidden],
+        a[..., 3 * hidden :],
+    )
+
+
+def _lstm_forward(gx, h0, c0, w_hh, b, w_hr, mask, reverse):
+    """The loop; returns lists (one entry per step) of h, c, gate activations and o tanh c."""
+    hidden = gx.shape[-1] // 4
+    s, off, _ = _lstm_consts(hidden, gx)
+    xs = _steps(gx if b is None else gx + b)
+    ms, m1s = _mask_steps(mask, gx)
+    wt = dual.swap_last(w_hh)
+    wrt = None if w_hr is None else dual.swap_last(w_hr)
+    n = len(xs)
+    hs, cs, acts, rs = [None] * n, [None] * n, [None] * n, [None] * n
+    h, c = h0, c0
+    for t in _order(n, reverse):
+        z = xs[t] + h @ wt
+        a = dual.tanh(z * s) * s + off
+        i, f, gg, o = _gates(a, hidden)
+        c_new = f * c + i * gg
+        r = o * dual.tanh(c_new)
+        h_new = r if wrt is None else r @ wrt
+        m, m1 = (ms[t], m1s[t]) if ms is not None else (None, None)
+        h, c = _carry(h_new, h, m, m1), _carry(c_new, c, m, m1)
+        hs[t], cs[t], acts[t], rs[t] = h, c, a, r
+    return hs, cs, acts, (rs if w_hr is not None else None)
+
+
+def _lstm_backward(g, h0, c0, w_hh, w_hr, hs, cs, acts, rs, mask, reverse, need):
+    """hs, cs, acts, rs stacked over time; returns the gradients of
+    (gx, h0, c0, W_hh, b_hh, W_hr)."""
+    hidden = cs.shape[-1]
+    p = hs.shape[-1]
+    _, off, s2 = _lstm_consts(hidden, g)
+    gh_out, gc_out = _steps(g[..., :p]), _steps(g[..., p:])
+    # over the whole sequence at once: tanh(c_t) and each gate's derivative d act / dz
+    tcs = _steps(dual.tanh(cs))
+    u = acts - off
+    derivs = _steps(s2 - u * u)
+    acts = _steps(acts)
+    c_prevs = _steps(_shift(cs, c0, reverse))
+    ms, m1s = _mask_steps(mask, g)
+    n = len(gh_out)
+    gzs, ghs = [None] * n, [None] * n
+    dh = dc = None
+    for t in _order(n, not reverse):
+        # past a sequence's length dh_new and dc_new are 0: the step adds nothing, the state's
+        # gradient is carried through unchanged
+        dh = gh_out[t] if dh is None else gh_out[t] + dh
+        dc = gc_out[t] if dc is None else gc_out[t] + dc
+        m, m1 = (ms[t], m1s[t]) if ms is not None else (None, None)
+        dh_new = dh if m is None else dh * m
+        dc_new = dc if m is None else dc * m
+        i, f, gg, o = _gates(acts[t], hidden)
+        tc = tcs[t]
+        ghs[t] = dh_new
+        dr = dh_new if w_hr is None else dh_new @ w_hr
+        dct = dc_new + dr * o * (1 - tc * tc)
+        gz = gzs[t] = _cat([dct * gg, dct * c_prevs[t], dct * i, dr * tc]) * derivs[t]
+        back_h, back_c = gz @ w_hh, dct * f
+        dh = back_h if m is None else back_h + dh * m1
+        dc = back_c if m is None else back_c + dc * m1
+    gz = _stack(gzs)
+    gw = _outer_sum(gz, _shift(hs, h0, reverse)) if need[3] else None
+    gb = _sum_rows(gz) if need[4] else None
+    gwr = _outer_sum(_stack(ghs), rs) if need[5] else None
+    return gz, dh, dc, gw, gb, gwr
+
+
+# fast path: the loop on arrays, in place, in preallocated buffers (a plain backward never
+# needs the Tensor version above, which serves create_graph=True)
+def _partial_steps(mask):
+    """Per step: whether some sequence has ended (its state must be carried), as host bools."""
+    if mask is None:
+        return None
+    return [bool(v) for v in (mask == 0).any(axis=(1, 2)).tolist()]
+
+
+def _lstm_forward_arrays(gx, h0, c0, w_hh, b, w_hr, mask, reverse):
+    xp = get_xp(gx)
+    steps, batch, four_h = gx.shape
+    hidden, p = four_h // 4, w_hh.shape[1]
+    s, off, _ = _lstm_consts(hidden, gx)
+    # tanh(z * s): the scale folded into the input projection and the weights once
+    gxs = (gx + b) * s if b is not None else gx * s
+    wts = xp.ascontiguousarray(w_hh.T) * s  # C order: the faster BLAS layout here
+    wrt = None if w_hr is None else xp.ascontiguousarray(w_hr.T)
+    dtype = gx.dtype
+    hs = xp.empty((steps, batch, p), dtype=dtype)
+    cs = xp.empty((steps, batch, hidden), dtype=dtype)
+    acts = xp.empty((steps, batch, four_h), dtype=dtype)
+    tcs = xp.empty((steps, batch, hidden), dtype=dtype)
+    rs = None if w_hr is None else xp.empty((steps, batch, hidden), dtype=dtype)
+    partial = _partial_steps(mask)
+    h, c = h0, c0
+    for t in _order(steps, reverse):
+        a = acts[t]
+        xp.matmul(h, wts, out=a)
+        a += gxs[t]
+        xp.tanh(a, out=a)
+        a *= s
+        a += off
+        i, f, gg, o = _gates(a, hidden)
+        ct, tc = cs[t], tcs[t]
+        xp.multiply(f, c, out=ct)
+        xp.multiply(i, gg, out=tc)
+        ct += tc
+        xp.tanh(ct, out=tc)
+        if w_hr is None:
+            xp.multiply(o, tc, out=hs[t])
+        else:
+            xp.multiply(o, tc, out=rs[t])
+            xp.matmul(rs[t], wrt, out=hs[t])
+        if partial is not None and partial[t]:
+            keep = mask[t] == 0
+            xp.copyto(hs[t], h, where=keep)
+            xp.copyto(ct, c, where=keep)
+        h, c = hs[t], ct
+    return hs, cs, acts, tcs, rs
+
+
+def _lstm_backward_arrays(g, h0, c0, w_hh, w_hr, hs, cs, acts, tcs, rs, mask, reverse, need):
+    xp = get_xp(g)
+    steps, batch, p = hs.shape
+    hidden = cs.shape[-1]
+    _, off, s2 = _lstm_consts(hidden, g)
+    g_h, g_c = g[..., :p], g[..., p:]
+    # over the whole sequence at once: d(o tanh c)/dc, and k = d z / d(c_t) for the gates i, f, g
+    # and d z / d(r_t) for o (each gate's d act / dz times what multiplies it), so that a step
+    # is gz_t = [dc_t k_i, dc_t k_f, dc_t k_g, dr_t k_o]
+    i_all, f_all, g_all, o_all = _gates(acts, hidden)
+    odc = o_all * (1 - tcs * tcs)
+    k = acts - off
+    k *= k
+    xp.subtract(s2, k, out=k)
+    k_i, k_f, k_g, k_o = _gates(k, hidden)
+    k_i *= g_all
+    k_f *= _shift(cs, c0, reverse)
+    k_g *= i_all
+    k_o *= tcs
+    k4 = k.reshape(steps, batch, 4, hidden)
+    gz = xp.empty_like(acts)
+    gz4 = gz.reshape(steps, batch, 4, hidden)
+    ghs = xp.empty_like(hs) if w_hr is not None and need[5] else None
+    partial = _partial_steps(mask)
+    dh = xp.zeros((batch, p), dtype=g.dtype)
+    dc = xp.zeros((batch, hidden), dtype=g.dtype)
+    for t in _order(steps, not reverse):
+        dh_t = g_h[t] + dh
+        dc_t = g_c[t] + dc
+        cut = partial is not None and partial[t]
+        if cut:  # ended sequences: the gradient passes to the carried state unchanged
+            carry_h, carry_c = dh_t * (1 - mask[t]), dc_t * (1 - mask[t])
+            dh_t *= mask[t]
+            dc_t *= mask[t]
+        if w_hr is None:
+            dr = dh_t
+        else:
+            if ghs is not None:
+                ghs[t] = dh_t
+            dr = dh_t @ w_hr
+        dc_t += dr * odc[t]
+        xp.multiply(dc_t[:, None, :], k4[t, :, :3], out=gz4[t, :, :3])
+        xp.multiply(dr, k4[t, :, 3], out=gz4[t, :, 3])
+        dh = gz[t] @ w_hh
+        dc_t *= f_all[t]
+        dc = dc_t
+        if cut:
+            dh += carry_h
+            dc += carry_c
+    gw = _outer_sum(gz, _shift(hs, h0, reverse)) if need[3] else None
+    gb = _sum_rows(gz) if need[4] else None
+    gwr = _outer_sum(ghs, rs) if ghs is not None else None
+    return gz, dh, dc, gw, gb, gwr
+
+
+class LSTMLayer(Function):
+    """z_t = gx_t + h_{t-1} W_hh^T + b_hh (gates i, f, g, o; gx = x W_ih^T + b_ih),
+    c_t = f c_{t-1} + i g,  h_t = (o tanh c_t) W_hr^T (no W_hr: o tanh c_t);  out = [h_t, c_t];
+    backward: backprop through time in one reverse loop, gW_hh = sum_t gz_t^T h_{t-1}"""
+
+    raw = True
+
+    def forward(self, gx, h0, c0, w_hh, *rest, has_bias, has_proj, mask, reverse):
+        self.has_bias, self.has_proj, self.mask, self.reverse = has_bias, has_proj, mask, reverse
+        b = rest[0] if has_bias else None
+        w_hr = rest[-1] if has_proj else None
+        hs, cs, acts, tcs, rs = _lstm_forward_arrays(gx, h0, c0, w_hh, b, w_hr, mask, reverse)
+        out = get_xp(gx).concatenate([hs, cs], -1)
+        self.save(gx, h0, c0, w_hh, b, w_hr, out, acts, tcs, rs)
+        return out
+
+    def backward(self, g):
+        gx, h0, c0, w_hh, b, w_hr, out, acts, tcs, rs = self.saved
+        need = list(self.needs_input_grad)
+        if not self.has_bias:
+            need.insert(4, False)
+        if not self.has_proj:
+            need.append(False)
+        p = h0.shape[-1]
+        if isinstance(g, Tensor):  # create_graph: recompute the loop with differentiable ops
+            hs, cs, acts, rs = _lstm_forward(gx, h0, c0, w_hh, b, w_hr, self.mask, self.reverse)
+            hs, cs, acts = _stack(hs), _stack(cs), _stack(acts)
+            rs = None if rs is None else _stack(rs)
+            grads = _lstm_backward(
+                g, h0, c0, w_hh, w_hr, hs, cs, acts, rs, self.mask, self.reverse, need
+            )
+        else:
+            hs, cs = out[..., :p], out[..., p:]
+            grads = _lstm_backward_arrays(
+                g, h0, c0, w_hh, w_hr, hs, cs, acts, tcs, rs, self.mask, self.reverse, need
+            )
+        gz, gh0, gc0, gw, gb, gwr = grads
+        out = [gz if need[0] else None, gh0 if need[1] else None, gc0 if need[2] else None, gw]
+        if self.has_bias:
+            out.append(gb)
+        if self.has_proj:
+            out.append(gwr)
+        return tuple(out)
+
+
+# -- GRU -------------------------------------------------------------------------------------------
+def _gru_forward(gx, h0, w_hh, b, mask, reverse):
+    """The loop; returns lists of h, (r, z), n and W_hn h + b_hn per step."""
+    hidden = gx.shape[-1] // 3
+    xs = _steps(gx)
+    ms, m1s = _mask_steps(mask, gx)
+    wt = dual.swap_last(w_hh)
+    n = len(xs)
+    hs, rzs, ns, hns = [None] * n, [None] * n, [None] * n, [None] * n
+    h = h0
+    for t in _order(n, reverse):
+        gh = h @ wt if b is None else h @ wt + b
+        x = xs[t]
+        rz = _sigmoid(x[..., : 2 * hidden] + gh[..., : 2 * hidden])
+        r, z = rz[..., :hidden], rz[..., hidden:]
+        hn = gh[..., 2 * hidden :]
+        nt = dual.tanh(x[..., 2 * hidden :] + r * hn)
+        h_new = nt + z * (h - nt)
+        h = hs[t] = _carry(h_new, h, ms and ms[t], m1s and m1s[t])
+        rzs[t], ns[t], hns[t] = rz, nt, hn
+    return hs, rzs, ns, hns
+
+
+def _gru_backward(g, h0, w_hh, hs, rzs, ns, hns, mask, reverse, need):
+    """hs, rzs, ns, hns stacked over time; returns the gradients of (gx, h0, W_hh, b_hh)."""
+    hidden = hs.shape[-1]
+    gs = _steps(g)
+    d_rz = _steps(rzs * (1 - rzs))
+    d_n = _steps(1 - ns * ns)
+    h_prevs = _shift(hs, h0, reverse)
+    rzs, ns, hns, steps_prev = _steps(rzs), _steps(ns), _steps(hns), _steps(h_prevs)
+    ms, m1s = _mask_steps(mask, g)
+    n = len(gs)
+    gxs, gzs = [None] * n, [None] * n
+    dh = None
+    for t in _order(n, not reverse):
+        dh = gs[t] if dh is None else gs[t] + dh
+        m, m1 = (ms[t], m1s[t]) if ms is not None else (None, None)
+        dnew = dh if m is None else dh * m
+        r, z = rzs[t][..., :hidden], rzs[t][..., hidden:]
+        dan = dnew * (1 - z) * d_n[t]
+        drz = _cat([dan * hns[t], dnew * (steps_prev[t] - ns[t])]) * d_rz[t]
+        gxs[t] = _cat([drz, dan])
+        gz = gzs[t] = _cat([drz, dan * r])
+        back = gz @ w_hh + dnew * z
+        dh = back if m is None else back + dh * m1
+    gz = _stack(gzs)
+    gw = _outer_sum(gz, h_prevs) if need[2] else None
+    gb = _sum_rows(gz) if need[3] else None
+    return _stack(gxs), dh, gw, gb
+
+
+def _gru_forward_arrays(gx, h0, w_hh, b, mask, reverse):
+    """The fast loop; returns h, (r, z), n and h W_hh^T + b_hh (r, z parts halved) stacked."""
+    xp = get_xp(gx)
+    steps, batch, three_h = gx.shape
+    hidden = three_h // 3
+    # sigmoid(v) = tanh(v / 2) / 2 + 1/2: the halving folded into the r, z columns once
+    scale = xp.ones(three_h, dtype=gx.dtype)
+    scale[: 2 * hidden] = 0.5
+    gxs = gx * scale
+    wts = xp.ascontiguousarray(w_hh.T) * scale
+    bs = None if b is None else b * scale
+    dtype = gx.dtype
+    hs = xp.empty((steps, batch, hidden), dtype=dtype)
+    rzs = xp.empty((steps, batch, 2 * hidden), dtype=dtype)
+    ns = xp.empty((steps, batch, hidden), dtype=dtype)
+    ghs = xp.empty((steps, batch, three_h), dtype=dtype)
+    partial = _partial_steps(mask)
+    h = h0
+    for t in _order(steps, reverse):
+        gh, rz, nt, ht = ghs[t], rzs[t], ns[t], hs[t]
+        xp.matmul(h, wts, out=gh)
+        if bs is not None:
+            gh += bs
+        xp.add(gxs[t, :, : 2 * hidden], gh[:, : 2 * hidden], out=rz)
+        xp.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5
+        xp.multiply(rz[:, :hidden], gh[:, 2 * hidden :], out=nt)
+        nt += gxs[t, :, 2 * hidden :]
+        xp.tanh(nt, out=nt)
+        xp.subtract(h, nt, out=ht)
+        ht *= rz[:, hidden:]
+        ht += nt
+        if partial is not None and partial[t]:
+            xp.copyto(ht, h, where=mask[t] == 0)
+        h = ht
+    return hs, rzs, ns, ghs[..., 2 * hidden :]
+
+
+def _gru_backward_arrays(g, h0, w_hh, hs, rzs, ns, hns, mask, reverse, need):
+    xp = get_xp(g)
+    steps, batch, hidden = hs.shape
+    h_prev = _shift(hs, h0, reverse)
+    r_all, z_all = rzs[..., :hidden], rzs[..., hidden:]
+    # over the whole sequence at once: dh/d(n's pre-activation), and dh/d(r's, z's
+    # pre-activations) per unit of d(n's pre-activation) and of dh
+    a_n = (1 - z_all) * (1 - ns * ns)
+    k_r = hns * r_all * (1 - r_all)
+    k_z = (h_prev - ns) * z_all * (1 - z_all)
+    ggx = xp.empty((steps, batch, 3 * hidden), dtype=g.dtype)
+    ggh = xp.empty_like(ggx)
+    partial = _partial_steps(mask)
+    dh = xp.zeros((batch, hidden), dtype=g.dtype)
+    for t in _order(steps, not reverse):
+        dnew = g[t] + dh
+        cut = partial is not None and partial[t]
+        if cut:  # ended sequences: the gradient passes to the carried state unchanged
+            carry = dnew * (1 - mask[t])
+            dnew *= mask[t]
+        ght = ggh[t]
+        dan = ggx[t, :, 2 * hidden :]
+        xp.multiply(dnew, a_n[t], out=dan)
+        xp.multiply(dan, k_r[t], out=ght[:, :hidden])
+        xp.multiply(dnew, k_z[t], out=ght[:, hidden : 2 * hidden])
+        xp.multiply(dan, r_all[t], out=ght[:, 2 * hidden :])
+        dh = ght @ w_hh
+        dnew *= z_all[t]
+        dh += dnew
+        if cut:
+            dh += carry
+    ggx[..., : 2 * hidden] = ggh[..., : 2 * hidden]
+    gw = _outer_sum(ggh, h_prev) if need[2] else None
+    gb = _sum_rows(ggh) if need[3] else None
+    return ggx, dh, gw, gb
+
+
+class GRULayer(Function):
+    """gh_t = h_{t-1} W_hh^T + b_hh, r, z = sigmoid(gx_t + gh_t) (gx = x W_ih^T + b_ih),
+    n = tanh(gx_n + r gh_n),  h_t = (1 - z) n + z h_{t-1};  out = h_t for every t;
+    backward: backprop through time in one reverse loop, gW_hh = sum_t g(gh_t)^T h_{t-1}"""
+
+    raw = True
+
+    def forward(self, gx, h0, w_hh, *b, mask, reverse):
+        self.mask, self.reverse = mask, reverse
+        bias = b[0] if b else None
+        hs, rzs, ns, hns = _gru_forward_arrays(gx, h0, w_hh, bias, mask, reverse)
+        self.save(gx, h0, w_hh, bias, hs, rzs, ns, hns)
+        return hs
+
+    def backward(self, g):
+        gx, h0, w_hh, bias, out, rzs, ns, hns = self.saved
+        need = list(self.needs_input_grad) + [False]
+        if isinstance(g, Tensor):  # create_graph: recompute the loop with differentiable ops
+            lists = _gru_forward(gx, h0, w_hh, bias, self.mask, self.reverse)
+            out, rzs, ns, hns = (_stack(x) for x in lists)
+            grads = _gru_backward(g, h0, w_hh, out, rzs, ns, hns, self.mask, self.reverse, need)
+        else:
+            grads = _gru_backward_arrays(
+                g, h0, w_hh, out, rzs, ns, hns, self.mask, self.reverse, need
+            )
+        ggx, gh0, gw, gb = grads
+        out = (ggx if need[0] else None, gh0 if need[1] else None, gw)
+        return out + ((gb,) if bias is not None else ())
+
+
+# -- argument handling -----------------------------------------------------------------------------
+def _lengths_mask(lengths, steps: int, batch: int, like: Tensor):
+    """(L, N, 1) 0/1 array of like's dtype: 1 where t < lengths[n]; None when lengths is None."""
+    if lengths is None:
+        return None
+    xp = get_xp(like.data)
+    if isinstance(lengths, Tensor):
+        lengths = lengths.data
+    lens = xp.asarray(lengths).reshape(-1)
+    if lens.dtype.kind not in "iu":
+        raise TypeError(f"lengths must be integers, got dtype {lens.dtype}")
+    if lens.shape[0] != batch:
+        raise ValueError(
+            f"Expected `len(lengths)` to be equal to batch_size, but got {lens.shape[0]} "
+            f"(batch_size={batch})"
+        )
+    if lens.size and (int(lens.max()) > steps or int(lens.min()) < 0):
+        raise ValueError(
+            f"lengths must lie in [0, {steps}] (the sequence length), got {[int(v) for v in lens]}"
+        )
+    mask = xp.arange(steps)[:, None] < lens[None, :]
+    return mask.astype(like.data.dtype)[:, :, None]
+
+
+def _check_layer_input(name: str, input: Tensor, weight_ih: Tensor) -> None:
+    if input.data.ndim != 3:
+        raise RuntimeError(f"{name}: expected input of shape (L, N, H_in), got {input.shape}")
+    if input.data.shape[-1] != weight_ih.data.shape[1]:
+        raise RuntimeError(
+            f"input.size(-1) must be equal to input_size. Expected {weight_ih.data.shape[1]}, "
+            f"got {input.data.shape[-1]}"
+        )
+
+
+def _zeros(batch: int, size: int, like: Tensor) -> Tensor:
+    d = like.data
+    return Tensor._make(get_xp(d).zeros((batch, size), dtype=d.dtype), False, None, 0)
+
+
+def _apply_mask(out: Tensor, mask) -> Tensor:
+    """Zero the outputs past each sequence's length."""
+    return out if mask is None else out * Tensor._make(mask, False, None, 0)
+
+
+def _rnn(input, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, mask, reverse):
+    """One layer and direction, mask already built: (carried states (L, N, H), h_n)."""
+    gx = linear(input, w_ih, b_ih)
+    bias = (b_hh,) if b_hh is not None else ()
+    states = RNNLayer.apply(
+        gx, h0, w_hh, *bias, nonlinearity=nonlinearity, mask=mask, reverse=reverse
+    )
+    return states, states[0 if reverse else -1]
+
+
+def _lstm(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, reverse):
+    """One layer and direction: (carried hidden states (L, N, P), h_n, c_n)."""
+    gx = linear(input, w_ih, b_ih)
+    extra = [t for t in (b_hh, w_hr) if t is not None]
+    out = LSTMLayer.apply(
+        gx,
+        h0,
+        c0,
+        w_hh,
+        *extra,
+        has_bias=b_hh is not None,
+        has_proj=w_hr is not None,
+        mask=mask,
+        reverse=reverse,
+    )
+    p = w_hh.data.shape[1]
+    last = out[0 if reverse else -1]
+    return out[..., :p], last[..., :p], last[..., p:]
+
+
+def _gru(input, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse):
+    gx = linear(input, w_ih, b_ih)
+    bias = (b_hh,) if b_hh is not None else ()
+    states = GRULayer.apply(gx, h0, w_hh, *bias, mask=mask, reverse=reverse)
+    return states, states[0 if reverse else -1]
+
+
+# -- public: layers --------------------------------------------------------------------------------
+def rnn_layer(
+    input: Tensor,
+    hx: Tensor | None,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor | None = None,
+    bias_hh: Tensor | None = None,
+    nonlinearity: str = "tanh",
+    lengths=None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One Elman RNN layer over input (L, N, H_in) from hx (N, H): (output (L, N, H), h_n).
+
+    lengths (N integers): outputs past a sequence's length are zero and h_n is its last valid
+    state. reverse=True runs from the last valid step back to the first (the backward direction).
+    """
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+    _check_layer_input("rnn_layer", input, weight_ih)
+    steps, batch = input.data.shape[:2]
+    h0 = hx if hx is not None else _zeros(batch, weight_hh.data.shape[1], input)
+    mask = _lengths_mask(lengths, steps, batch, input)
+    states, h_n = _rnn(
+        input, h0, weight_ih, weight_hh, bias_ih, bias_hh, nonlinearity, mask, reverse
+    )
+    return _apply_mask(states, mask), h_n
+
+
+def lstm_layer(
+    input: Tensor,
+    hx: tuple[Tensor, Tensor] | None,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor | None = None,
+    bias_hh: Tensor | None = None,
+    weight_hr: Tensor | None = None,
+    lengths=None,
+    reverse: bool = False,
+) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    """One LSTM layer over input (L, N, H_in) from hx = (h0 (N, P), c0 (N, H)):
+    (output (L, N, P), (h_n, c_n)); P = proj_size when weight_hr (P, H) is given, else H.
+
+    lengths (N integers): outputs past a sequence's length are zero and (h_n, c_n) hold its last
+    valid state. reverse=True runs from the last valid step back to the first.
+    """
+    _check_layer_input("lstm_layer", input, weight_ih)
+    steps, batch = input.data.shape[:2]
+    if hx is None:
+        h0 = _zeros(batch, weight_hh.data.shape[1], input)
+        c0 = _zeros(batch, weight_hh.data.shape[0] // 4, input)
+    else:
+        h0, c0 = hx
+    mask = _lengths_mask(lengths, steps, batch, input)
+    hs, h_n, c_n = _lstm(
+        input, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, weight_hr, mask, reverse
+    )
+    return _apply_mask(hs, mask), (h_n, c_n)
+
+
+def gru_layer(
+    input: Tensor,
+    hx: Tensor | None,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias_ih: Tensor | None = None,
+    bias_hh: Tensor | None = None,
+    lengths=None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One GRU layer over input (L, N, H_in) from hx (N, H): (output (L, N, H), h_n).
+
+    lengths (N integers): outputs past a sequence's length are zero and h_n is its last valid
+    state. reverse=True runs from the last valid step back to the first.
+    """
+    _check_layer_input("gru_layer", input, weight_ih)
+    steps, batch = input.data.shape[:2]
+    h0 = hx if hx is not None else _zeros(batch, weight_hh.data.shape[1], input)
+    mask = _lengths_mask(lengths, steps, batch, input)
+    states, h_n = _gru(input, h0, weight_ih, weight_hh, bias_ih, bias_hh, mask, reverse)
+    return _apply_mask(states, mask), h_n
+
+
+# -- public: cells (PyTorch's torch.rnn_tanh_cell, torch.lstm_cell, ...) ---------------------------
+def _cell_input(input: Tensor, w_ih: Tensor) -> Tensor:
+    if input.data.ndim != 2:
+        raise RuntimeError(f"Expected input to be 2D, got {input.data.ndim}D instead")
+    if input.data.shape[1] != w_ih.data.shape[1]:
+        raise RuntimeError(
+            f"input has inconsistent input_size: got {input.data.shape[1]} expected "
+            f"{w_ih.data.shape[1]}"
+        )
+    return _ops().unsqueeze(input, 0)
+
+
+def rnn_tanh_cell(
+    input: Tensor,
+    hx: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """One Elman RNN step: tanh(input W_ih^T + b_ih + hx W_hh^T + b_hh) for input (N, H_in)."""
+    x = _cell_input(input, w_ih)
+    return _rnn(x, hx, w_ih, w_hh, b_ih, b_hh, "tanh", None, False)[1]
+
+
+def rnn_relu_cell(
+    input: Tensor,
+    hx: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """One Elman RNN step: relu(input W_ih^T + b_ih + hx W_hh^T + b_hh) for input (N, H_in)."""
+    x = _cell_input(input, w_ih)
+    return _rnn(x, hx, w_ih, w_hh, b_ih, b_hh, "relu", None, False)[1]
+
+
+def lstm_cell(
+    input: Tensor,
+    hx,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """One LSTM step from hx = (h, c) for input (N, H_in): (h', c') (gates i, f, g, o)."""
+    x = _cell_input(input, w_ih)
+    h, c = hx
+    _, h1, c1 = _lstm(x, h, c, w_ih, w_hh, b_ih, b_hh, None, None, False)
+    return h1, c1
+
+
+def gru_cell(
+    input: Tensor,
+    hx: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None = None,
+    b_hh: Tensor | None = None,
+) -> Tensor:
+    """One GRU step for input (N, H_in): h' = (1 - z) n + z hx (gates r, z, n)."""
+    x = _cell_input(input, w_ih)
+    return _gru(x, hx, w_ih, w_hh, b_ih, b_hh, None, False)[1]
