@@ -8,6 +8,13 @@ import pytest
 
 COUNTS: collections.Counter = collections.Counter()
 
+try:  # PyTorch's multi-threaded kernels stall on a loaded 2-core machine; references need one
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:  # pragma: no cover - torch is a test dependency
+    pass
+
 
 @pytest.fixture
 def counts():
