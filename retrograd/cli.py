@@ -192,6 +192,13 @@ def cmd_train(args) -> int:
         callbacks.insert(
             1, EarlyStopping(monitor, patience=args.patience, restore_best_weights=True)
         )
+    monitor_cb = None
+    if args.diagnose:
+        from retrograd.diagnostics import GradientMonitorCallback
+
+        # appended last: a resumed checkpoint hands callback states out by position
+        monitor_cb = GradientMonitorCallback(run_dir, every=args.diagnose_every)
+        callbacks.append(monitor_cb)
     trainer = Trainer(
         model, optimizer, F.cross_entropy, callbacks=callbacks, clip_grad_norm=args.clip
     )
@@ -241,6 +248,18 @@ def cmd_train(args) -> int:
         f"wrote {run_dir}/: checkpoint.safetensors, best.safetensors, history.csv, "
         "history.json, curves.png, summary.json"
     )
+    if monitor_cb is not None and monitor_cb.monitor is not None and monitor_cb.monitor.steps:
+        monitor = monitor_cb.monitor
+        findings = monitor.findings()
+        verdict = (
+            "; ".join(f"{f.title.lower()} at `{f.layer}`" for f in findings)
+            if findings
+            else "no vanishing or exploding gradients, dead ReLUs or saturation"
+        )
+        print(
+            f"gradient flow ({len(monitor.steps)} recorded steps): {verdict}\n"
+            f"wrote {run_dir}/: gradient_report.md, gradient_stats.json, gradient_flow.png"
+        )
     return 0
 
 
@@ -356,6 +375,69 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def cmd_demo_vanishing(args) -> int:
+    from retrograd.diagnostics import vanishing
+
+    print(
+        f"training a {args.depth}-layer MLP (width {args.width}) four ways on two moons, "
+        f"{args.steps} SGD steps each"
+        + ("" if args.no_bptt else f"; then an RNN and an LSTM over {args.seq_len} time steps"),
+        flush=True,
+    )
+    result = vanishing.run(
+        depth=args.depth,
+        width=args.width,
+        steps=args.steps,
+        lr=args.lr,
+        seed=args.seed,
+        bptt=not args.no_bptt,
+        seq_len=args.seq_len,
+    )
+    print(result.table(), end="")
+    result.plot(args.out)
+    print(f"wrote {args.out}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=1)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def cmd_saliency(args) -> int:
+    from retrograd.interpret import METHODS, digits_saliency
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        print(
+            f"retrograd saliency: unknown method(s) {unknown}; choose from {', '.join(METHODS)}",
+            file=sys.stderr,
+        )
+        return 2
+    checkpoint = None if args.checkpoint.lower() == "none" else args.checkpoint
+    try:
+        result = digits_saliency(
+            args.out,
+            n=args.n,
+            methods=methods,
+            epochs=args.epochs,
+            seed=args.seed,
+            checkpoint=checkpoint,
+            retrain=args.retrain,
+        )
+    except ImportError as e:  # scikit-learn (digits) or matplotlib missing
+        print(f"retrograd saliency: {e}", file=sys.stderr)
+        return 2
+    how = f"trained for {result.epochs} epochs" if result.trained else "loaded"
+    where = f" ({result.checkpoint})" if result.checkpoint else ""
+    print(
+        f"digits CNN {how}{where}: test accuracy {result.accuracy * 100:.2f}%\n"
+        f"wrote {args.out}: {min(args.n, len(result.test))} test digits with "
+        f"{', '.join(methods)}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retrograd", description="Backpropagation made real, fast and visible."
@@ -380,6 +462,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", default=None, help="run folder name (default: <dataset>-mlp)")
     t.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     t.add_argument("--data-root", default=None, help="folder with Fashion-MNIST IDX files")
+    t.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="monitor gradient flow (per-layer norms, update ratios, dead ReLUs, saturation) "
+        "and write gradient_report.md, gradient_stats.json and gradient_flow.png to the run folder",
+    )
+    t.add_argument(
+        "--diagnose-every", type=int, default=1, metavar="K", help="with --diagnose: one batch in K"
+    )
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="test accuracy of a checkpoint")
     e.add_argument("checkpoint")
@@ -431,6 +522,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="also draw the graph: .dot (no dependency) or .svg/.png (Graphviz)",
     )
     x.set_defaults(func=cmd_explain)
+    d = sub.add_parser("demo", help="demonstrations (vanishing: gradient flow in deep networks)")
+    demos = d.add_subparsers(dest="demo", required=True)
+    v = demos.add_parser(
+        "vanishing",
+        help="a deep network trained four ways, and RNN vs LSTM through time",
+        description="Train the same deep MLP four ways (sigmoid with naive init, ReLU with He "
+        "init, plus LayerNorm, plus residual connections) on the same data for the same "
+        "budget, then a vanilla RNN and an LSTM; print per-layer and per-time-step gradient "
+        "norms and loss numbers, and draw them in one figure.",
+    )
+    v.add_argument("--depth", type=int, default=20, help="number of hidden layers")
+    v.add_argument("--width", type=int, default=32)
+    v.add_argument("--steps", type=int, default=300, help="SGD steps per network")
+    v.add_argument("--lr", type=float, default=0.005)
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--seq-len", type=int, default=40, help="time steps of the RNN/LSTM task")
+    v.add_argument("--no-bptt", action="store_true", help="skip the RNN vs LSTM part")
+    v.add_argument("--out", default="vanishing.png", help="the figure (PNG)")
+    v.add_argument("--json", default=None, help="also write the numbers as JSON")
+    v.set_defaults(func=cmd_demo_vanishing)
+    s = sub.add_parser(
+        "saliency",
+        help="saliency maps of a digits CNN (trained, or loaded from its checkpoint)",
+        description="Train a small CNN on scikit-learn's 8x8 digits (or load it from "
+        "--checkpoint) and write a PNG grid of test digits with their attribution maps.",
+    )
+    s.add_argument("--out", default="saliency.png", help="the grid (PNG)")
+    s.add_argument("--n", type=int, default=10, help="number of test images (one per class first)")
+    s.add_argument(
+        "--methods",
+        default="saliency,gradient_x_input,smoothgrad,integrated_gradients",
+        help="comma-separated: saliency, gradient_x_input, smoothgrad, integrated_gradients",
+    )
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--checkpoint",
+        default=os.path.join("runs", "digits-cnn", "model.safetensors"),
+        help="load the CNN from here if it exists, else train and save it here ('none': don't)",
+    )
+    s.add_argument("--retrain", action="store_true", help="train even if the checkpoint exists")
+    s.set_defaults(func=cmd_saliency)
     return parser
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 
@@ -105,3 +106,44 @@ def test_explain_prints_the_textbook_numbers(tmp_path, capsys):
     md = tmp_path / "e.md"
     assert main(["explain", "--expr", "x*y", "--var", "x=2", "--var", "y=3", "--out", str(md)]) == 0
     assert md.read_text().startswith("#") or "|" in md.read_text()
+
+
+def _png_size(path):
+    data = open(path, "rb").read(24)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_train_diagnose_writes_the_gradient_report(tmp_path, capsys):
+    args = ["train", "--dataset", "xor", "--hidden", "8", "--epochs", "2", "--diagnose"]
+    assert main(args + ["--out", str(tmp_path), "--name", "d"]) == 0
+    out = capsys.readouterr().out
+    assert "gradient flow (" in out
+    run = tmp_path / "d"
+    assert (run / "gradient_report.md").read_text().startswith("# Gradient flow")
+    assert json.loads((run / "gradient_stats.json").read_text())["steps"][0] == 0
+    assert _png_size(run / "gradient_flow.png") == (1350, 380)
+
+
+def test_demo_vanishing_prints_the_table_and_writes_one_figure(tmp_path, capsys):
+    png, js = tmp_path / "v.png", tmp_path / "v.json"
+    args = ["demo", "vanishing", "--depth", "6", "--steps", "3", "--seq-len", "8"]
+    assert main(args + ["--out", str(png), "--json", str(js)]) == 0
+    out = capsys.readouterr().out
+    assert "sigmoid-naive" in out and "residual" in out
+    first = {k: v["grad_norms_first"][0] for k, v in json.loads(js.read_text())["configs"].items()}
+    assert first["sigmoid-naive"] * 100 <= first["residual"]
+    assert _png_size(png)[1] == 400
+
+
+def test_saliency_trains_then_loads_the_cnn(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    ckpt, png = tmp_path / "cnn.safetensors", tmp_path / "s.png"
+    args = ["saliency", "--n", "3", "--epochs", "1", "--methods", "saliency,integrated_gradients"]
+    args += ["--checkpoint", str(ckpt), "--out", str(png)]
+    assert main(args) == 0
+    assert "trained for 1 epochs" in capsys.readouterr().out
+    assert _png_size(png) == (360, 390)  # 3 columns; image + 2 maps
+    assert main(args) == 0
+    assert "loaded" in capsys.readouterr().out
+    assert main(["saliency", "--methods", "lime", "--out", str(png)]) == 2

@@ -1,10 +1,12 @@
-"""Seeing backprop: step-by-step explanations and graph drawings.
+"""Seeing backprop: step-by-step explanations, graph drawings and gradient-flow diagnostics.
 
->>> from retrograd.diagnostics import explain, textbook_network, draw_graph
+>>> from retrograd.diagnostics import explain, textbook_network, draw_graph, GradientMonitor
 >>> net = textbook_network()
 >>> print(explain(net.loss, params=net.params, lr=net.lr, names=net.names).to_text())
+>>> monitor = GradientMonitor(model)      # then monitor.step() after each optimizer.step()
 """
 
+from retrograd.diagnostics import vanishing
 from retrograd.diagnostics.explain import (
     Explanation,
     WorkedExample,
@@ -14,6 +16,7 @@ from retrograd.diagnostics.explain import (
     textbook_network,
 )
 from retrograd.diagnostics.graph import Graph, ModuleScopes, draw_graph, record_modules
+from retrograd.diagnostics.monitor import Finding, GradientMonitor, GradientMonitorCallback
 
 __all__ = [
     "Explanation",
@@ -26,4 +29,8 @@ __all__ = [
     "ModuleScopes",
     "draw_graph",
     "record_modules",
+    "Finding",
+    "GradientMonitor",
+    "GradientMonitorCallback",
+    "vanishing",
 ]
