@@ -8,7 +8,19 @@
 tensor([2., 4., 6.])
 """
 
-from retrograd import autograd, data, diagnostics, func, interpret, io, linalg, nn, optim, viz
+from retrograd import (
+    autograd,
+    data,
+    diagnostics,
+    func,
+    interpret,
+    io,
+    linalg,
+    nn,
+    optim,
+    utils,
+    viz,
+)
 from retrograd.autograd.grad_mode import (
     enable_grad,
     inference_mode,

@@ -22,6 +22,7 @@ FORBIDDEN = {
     "optim": {"data", "train", "cli", "diagnostics", "rules", "ops"},
     "data": {"autograd", "ops", "nn", "optim", "train", "cli", "diagnostics", "rules", "io"},
     "io": {"nn", "optim", "data", "train", "cli"},
+    "utils": {"train", "cli", "optim", "data"},
 }
 
 

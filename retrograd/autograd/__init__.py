@@ -14,6 +14,7 @@ from retrograd.autograd.grad_mode import (
     set_grad_enabled,
 )
 from retrograd.autograd.gradcheck import gradcheck, gradgradcheck
+from retrograd.autograd.memory import saved_tensors_bytes, track_saved_memory
 from retrograd.autograd.tape import GradientTape
 from retrograd.tensor import Tensor
 
@@ -22,6 +23,8 @@ __all__ = [
     "gradcheck",
     "gradgradcheck",
     "GradientTape",
+    "saved_tensors_bytes",
+    "track_saved_memory",
     "detect_anomaly",
     "set_detect_anomaly",
     "is_anomaly_enabled",

@@ -131,11 +131,12 @@ def run_backward(
                         _deliver_leaf(n, g, graph, capture, results, accumulate, handed)
                     continue
                 nexts = n.next_functions
-                if g is not None and (needed is None or n in needed):
+                if g is not None:
                     if n._hooks is not None or n._retains is not None:
                         g = _run_node_hooks(n, g, graph)
                     if capture is not None:
                         _capture_node(n, g, capture, results, graph)
+                if g is not None and (needed is None or n in needed):
                     grads = _rule_with_checks(n, g)
                     post = n._post_hooks
                     if post:
@@ -173,7 +174,8 @@ def run_backward(
 
 
 def _reachable_to(nodes, targets):
-    """The nodes from which some target can be reached (targets included)."""
+    """The nodes from which some target can be reached through at least one edge: only their
+    rules need to run (a target's own rule runs only if another target lies below it)."""
     parents = {}
     for n in nodes:
         nexts = getattr(n, "next_functions", None)
@@ -183,7 +185,7 @@ def _reachable_to(nodes, targets):
             if nxt is not None:
                 parents.setdefault(nxt, []).append(n)
     needed = set()
-    stack = [t for t in targets]
+    stack = [p for t in targets for p in parents.get(t, ())]
     while stack:
         n = stack.pop()
         if n in needed:

@@ -63,6 +63,7 @@ from retrograd.nn.layers.recurrent import (
     RNNCell,
     RNNCellBase,
 )
+from retrograd.nn.layers.reversible import ReversibleBlock, ReversibleSequence
 from retrograd.nn.layers.transformer import (
     LearnedPositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -145,4 +146,6 @@ __all__ = [
     "RNNCell",
     "LSTMCell",
     "GRUCell",
+    "ReversibleBlock",
+    "ReversibleSequence",
 ]
