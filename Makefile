@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint format clean
+.PHONY: demo test lint format clean fuzz venv
 
 $(BIN)/activate: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,9 @@ format: $(BIN)/activate
 
 test: $(BIN)/activate lint
 	$(BIN)/python -m pytest -q tests
+
+fuzz: $(BIN)/activate
+	RETROGRAD_FUZZ=long $(BIN)/python -m pytest -q -s tests/test_io_fuzz.py tests/test_engine_fuzz.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis

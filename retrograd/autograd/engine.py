@@ -151,8 +151,11 @@ def run_backward(
                                 gi = sum_to_shape(gi, shapes[k])
                             _add_grad(buf, nxt, nrs[k] if nrs else 0, gi, graph)
                         k += 1
-                    if not retain_graph and n._saved is not None:
-                        n._saved = _FREED
+                    if not retain_graph:
+                        if n._saved is not None:
+                            n._saved = _FREED
+                            n._versions = None  # it holds the saved input Tensors
+                        n._out = None  # the output array: a graph kept alive keeps no activations
                 for nxt in nexts:
                     if nxt is None:
                         continue
@@ -216,7 +219,7 @@ def _rule_with_checks(n, g):
     if _state.anomaly:
         from retrograd.autograd.anomaly import check_node_output
 
-        check_node_output(n, grads)
+        check_node_output(n, grads, g)
     return grads
 
 

@@ -23,6 +23,9 @@ import numpy as np
 __all__ = ["FormatError", "save_file", "load_file", "read_header", "MAX_HEADER_BYTES"]
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # the safetensors package's own bound
+_MAX_NDIM = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+_MAX_BYTES = 2**63 - 1  # the most bytes an array's shape can span (numpy's intp)
+_MAX_DIGITS = 20  # no size, shape or offset needs more digits than 2**64 has
 
 _DTYPES = {
     "F16": np.dtype("<f2"),
@@ -132,18 +135,12 @@ def _parse_header(f, size: int):
         raise FormatError(f"header length {n} exceeds the limit of {MAX_HEADER_BYTES} bytes")
     if 8 + n > size:
         raise FormatError(f"header length {n} runs past the end of the file ({size} bytes)")
-    raw = f.read(n)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise FormatError(f"header is not valid UTF-8: {e}") from None
-    try:
-        header = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as e:
-        raise FormatError(f"header is not valid JSON: {e}") from None
+    header = _decode_json(f.read(n))
     if not isinstance(header, dict):
         raise FormatError("header is not a JSON object")
-    metadata = header.pop("__metadata__", None) or {}
+    metadata = header.pop("__metadata__", None)
+    if metadata is None:
+        metadata = {}
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
@@ -162,14 +159,21 @@ def _parse_header(f, size: int):
         shape = info["shape"]
         if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
             raise FormatError(f"tensor '{name}': shape must be a list of non-negative integers")
-        nbytes = _DTYPES[dtype].itemsize
+        if len(shape) > _MAX_NDIM:
+            raise FormatError(
+                f"tensor '{name}': {len(shape)} dimensions, more than the {_MAX_NDIM} an array "
+                "can have"
+            )
+        extent = _DTYPES[dtype].itemsize  # the bytes the shape spans, its zero dimensions aside
         for s in shape:
-            nbytes *= s
-            if nbytes > data_len and s != 0:
-                # overflow-safe: sizes are checked against the data actually present as they grow
-                raise FormatError(
-                    f"tensor '{name}': shape {shape} needs more bytes than the file holds"
-                )
+            extent *= max(s, 1)
+            if extent > _MAX_BYTES:  # checked as it grows: no huge intermediate products
+                raise FormatError(f"tensor '{name}': shape {shape} is too large for an array")
+        nbytes = 0 if 0 in shape else extent
+        if nbytes > data_len:
+            raise FormatError(
+                f"tensor '{name}': shape {shape} needs more bytes than the file holds"
+            )
         offsets = info["data_offsets"]
         if (
             not isinstance(offsets, list)
@@ -204,8 +208,51 @@ def _parse_header(f, size: int):
     return entries, metadata, 8 + n
 
 
-def load_file(path) -> tuple[dict, dict]:
-    """Read a safetensors file into NumPy arrays: returns (arrays by name, metadata)."""
+def _decode_json(raw: bytes):
+    """json.loads with the limits a header needs: integers of at most 20 digits, no floats,
+    NaN or Infinity, and no more arrays and objects than a header of this length can hold (a
+    `[[],[],...]` or `[{},{},...]` bomb would allocate over 20 times its size in Python objects;
+    a tensor entry needs at least 26 bytes for its 3 containers)."""
+    containers = raw.count(b"[") + raw.count(b"{")
+    if containers * 6 > len(raw) + 64:
+        raise FormatError(
+            f"header holds {containers} '[' and '{{' in {len(raw)} bytes, more than a "
+            "safetensors header can"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FormatError(f"header is not valid UTF-8: {e}") from None
+    try:
+        return _DECODER.decode(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise FormatError(f"header is not valid JSON: {e}") from None
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_DIGITS:
+        raise FormatError(f"header holds an integer with {len(digits)} digits")
+    return int(digits)
+
+
+def _reject_float(text: str):
+    raise FormatError(f"header holds the number {text[:30]}: sizes and offsets are integers")
+
+
+def _reject_constant(name: str):
+    raise FormatError(f"header holds {name}, which is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_reject_float, parse_constant=_reject_constant
+)
+
+
+def load_file(path, check_finite: bool = False) -> tuple[dict, dict]:
+    """Read a safetensors file into NumPy arrays: returns (arrays by name, metadata).
+
+    check_finite=True also rejects (FormatError) a file whose floating tensors hold NaN or Inf.
+    """
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         entries, metadata, start = _parse_header(f, size)
@@ -216,5 +263,12 @@ def load_file(path) -> tuple[dict, dict]:
             if len(buf) != end - begin:
                 raise FormatError(f"tensor '{name}': file is truncated")
             arr = np.frombuffer(buf, dtype=_DTYPES[dtype]).reshape(shape)
-            arrays[name] = arr.astype(arr.dtype.newbyteorder("="), copy=True)
+            arr = arr.astype(arr.dtype.newbyteorder("="), copy=True)
+            if check_finite and arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                n_nan = int(np.isnan(arr).sum())
+                n_inf = int(np.isinf(arr).sum())
+                raise FormatError(
+                    f"tensor '{name}' holds non-finite values ({n_nan} nan, {n_inf} inf)"
+                )
+            arrays[name] = arr
     return arrays, metadata

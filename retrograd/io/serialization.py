@@ -19,15 +19,16 @@ def save(tensors: dict, path, metadata: dict | None = None) -> None:
     save_file(dict(tensors), path, meta)
 
 
-def load(path, with_metadata: bool = False):
+def load(path, with_metadata: bool = False, check_finite: bool = False):
     """Load what `save` wrote: a dict of Tensors (and the metadata when asked).
 
-    Raises `retrograd.io.FormatError` for any malformed or hostile file; never runs code.
+    Raises `retrograd.io.FormatError` for any malformed or hostile file (and, with
+    check_finite=True, for a floating tensor holding NaN or Inf); never runs code.
     """
-    arrays, meta = load_file(path)
+    arrays, meta = load_file(path, check_finite=check_finite)
     try:
         metadata = json.loads(meta.get(_META_KEY, "{}"))
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # ValueError: also int() of a 5000-digit number
         raise FormatError(f"metadata is not valid JSON: {e}") from None
     tensors = {k: Tensor._make(v, False, None, 0) for k, v in arrays.items()}
     return (tensors, metadata) if with_metadata else tensors

@@ -276,6 +276,14 @@ class Module:
                     f"size mismatch for {k}: copying a param with shape {_size(shape)} from "
                     f"checkpoint, the shape in current model is {_size(target.shape)}."
                 )
+                continue
+            kind = getattr(getattr(value, "dtype", None), "kind", "f")
+            if kind not in "biuf" and not (kind == "c" and target.dtype.kind == "c"):
+                # checked here so that a failed copy can't leave earlier keys already copied
+                errors.append(
+                    f"dtype mismatch for {k}: cannot copy a param of dtype {value.dtype} from "
+                    f"checkpoint into one of dtype {target.dtype}."
+                )
         if strict:
             if unexpected:
                 errors.insert(

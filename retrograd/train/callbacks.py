@@ -88,14 +88,36 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save a resumable checkpoint every epoch to `path` (and the best one to `best_path`)."""
+    """Save a resumable checkpoint every epoch to `path` (and the best one to `best_path`);
+    with `every_n_steps`, also every that many optimizer steps, mid-epoch (a resumed run
+    continues with the next batch of the same epoch, bitwise as if never interrupted)."""
 
-    def __init__(self, path, best_path=None, monitor: str = "val_loss", mode: str = "auto") -> None:
+    def __init__(
+        self,
+        path,
+        best_path=None,
+        monitor: str = "val_loss",
+        mode: str = "auto",
+        every_n_steps: int | None = None,
+    ) -> None:
         self.path, self.best_path, self.monitor = path, best_path, monitor
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         self.mode = mode
         self.best = math.inf if mode == "min" else -math.inf
+        if every_n_steps is not None and every_n_steps < 1:
+            raise ValueError(f"every_n_steps must be a positive integer, got {every_n_steps}")
+        self.every_n_steps = every_n_steps
+
+    def on_batch_end(self, trainer, batch: int, logs: dict) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            trainer.save_checkpoint(self.path)
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = state["best"]
 
     def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
         trainer.save_checkpoint(self.path)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from retrograd.backend import default_generator
+from retrograd.backend import Generator, default_generator
 from retrograd.io import FormatError, load_file, save_file
 from retrograd.tensor import Tensor
 
@@ -79,29 +79,46 @@ def _json_default(value):
 
 
 def load_checkpoint(path, model=None, optimizer=None, scheduler=None, restore_rng: bool = True):
-    """Load a checkpoint into the given objects (each all-or-nothing); returns the extras."""
+    """Load a checkpoint into the given objects (each all-or-nothing); returns the extras.
+
+    The whole file is parsed and its structure checked before anything is modified; a malformed
+    or hostile file raises `FormatError`.
+    """
     arrays, metadata = load_file(path)
     if _META not in metadata:
         raise FormatError(f"{path} is not a retrograd checkpoint (no '{_META}' metadata)")
     try:
         meta = json.loads(metadata[_META])
-    except json.JSONDecodeError as e:
+    except (ValueError, RecursionError) as e:  # ValueError: also int() of a 5000-digit number
         raise FormatError(f"checkpoint metadata is not valid JSON: {e}") from None
     if not isinstance(meta, dict):
         raise FormatError("checkpoint metadata is not a JSON object")
-    states = {
-        k: _unflatten_state(meta[k], arrays)
-        for k in ("model", "optimizer", "scheduler")
-        if k in meta
-    }
+    extra = meta.get("extra", {})
+    if not isinstance(extra, dict):
+        raise FormatError("checkpoint metadata: 'extra' is not a JSON object")
+    try:
+        states = {
+            k: _unflatten_state(meta[k], arrays)
+            for k in ("model", "optimizer", "scheduler")
+            if k in meta
+        }
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError) as e:
+        raise FormatError(f"checkpoint metadata has the wrong structure: {e!r}") from None
+    rng = meta.get("rng") if restore_rng else None
+    if rng is not None:
+        try:  # on a scratch generator first: a bad state must not reach the default one
+            Generator().set_state(rng)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as e:
+            raise FormatError(f"checkpoint holds an invalid generator state: {e!r}") from None
     if model is not None:
+        if "model" not in states:
+            raise FormatError("checkpoint holds no model state")
         model.load_state_dict(states["model"])
     if optimizer is not None and "optimizer" in states:
         optimizer.load_state_dict(states["optimizer"])
     if scheduler is not None and "scheduler" in states:
         scheduler.load_state_dict(states["scheduler"])
-    if restore_rng and "rng" in meta:
-        default_generator.set_state(meta["rng"])
-    extra = meta.get("extra", {})
+    if rng is not None:
+        default_generator.set_state(rng)
     extra["_states"] = states
     return extra

@@ -42,9 +42,12 @@ class Trainer:
         self.check_finite = check_finite
         self.history: list[dict] = []
         self.epoch = 0  # epochs completed
+        self.global_step = 0  # optimizer steps taken, over all epochs
         self.stop_training = False
         self.config: dict = {}
         self._loaders: list = []
+        self._progress: dict | None = None  # where the running epoch stands (for checkpoints)
+        self._resumed_progress: dict | None = None
 
     # -- one step --------------------------------------------------------------------------------
     def train_step(self, inputs, targets) -> tuple[float, float | None]:
@@ -52,7 +55,12 @@ class Trainer:
         output = self.model(inputs)
         loss = self.loss_fn(output, targets)
         if self.check_finite and not math.isfinite(loss.item()):
-            raise NonFiniteError(f"loss is {loss.item()} at epoch {self.epoch + 1}")
+            from retrograd.train.finite import find_nonfinite
+
+            cause = find_nonfinite(self.model, grads=False)  # a weight or buffer gone non-finite
+            raise NonFiniteError(
+                f"loss is {loss.item()} at epoch {self.epoch + 1}" + (f"; {cause}" if cause else "")
+            )
         self.optimizer.zero_grad()
         loss.backward()
         if self.clip_grad_norm is not None:
@@ -68,13 +76,11 @@ class Trainer:
         return loss.item(), acc
 
     def _check_gradients(self) -> None:
-        from retrograd.backend import get_xp
+        from retrograd.train.finite import find_nonfinite
 
-        for name, p in self.model.named_parameters():
-            if p.grad is not None and not bool(get_xp(p.grad.data).isfinite(p.grad.data).all()):
-                raise NonFiniteError(
-                    f"gradient of parameter '{name}' is not finite at epoch {self.epoch + 1}"
-                )
+        problem = find_nonfinite(self.model, values=False, buffers=False)
+        if problem is not None:
+            raise NonFiniteError(f"{problem}, at epoch {self.epoch + 1}")
 
     def evaluate(self, loader) -> dict:
         """Mean loss (and accuracy) over a loader, in eval mode, without a graph."""
@@ -110,15 +116,30 @@ class Trainer:
                 cb.on_epoch_begin(self, epoch)
             start = time.perf_counter()
             loss_m, acc_m = RunningMean(), RunningMean()
-            for batch, (inputs, targets) in enumerate(train_loader):
+            first = 0
+            resumed, self._resumed_progress = self._resumed_progress, None
+            if resumed is not None:  # a checkpoint taken mid-epoch: continue its running means
+                loss_m.total, loss_m.count = resumed["loss"]
+                acc_m.total, acc_m.count = resumed["acc"]
+                first = resumed["batches"]
+            # saved after the epoch's last batch: the loader has moved on to the next epoch
+            batches = () if resumed and first >= len(train_loader) else train_loader
+            for batch, (inputs, targets) in enumerate(batches, start=first):
                 loss, acc = self.train_step(inputs, targets)
+                self.global_step += 1
                 n = len(targets)
                 loss_m.add(loss, n)
                 if acc is not None:
                     acc_m.add(acc, n)
+                self._progress = {
+                    "batches": batch + 1,
+                    "loss": [loss_m.total, loss_m.count],
+                    "acc": [acc_m.total, acc_m.count],
+                }
                 logs = {"loss": loss, "acc": acc}
                 for cb in self.callbacks:
                     cb.on_batch_end(self, batch, logs)
+            self._progress = None
             logs = {"epoch": epoch, "loss": loss_m.value}
             if "acc" in self.metrics:
                 logs["acc"] = acc_m.value
@@ -157,6 +178,8 @@ class Trainer:
             self.optimizer,
             self.scheduler,
             epoch=self.epoch,
+            global_step=self.global_step,
+            progress=self._progress,
             history=self.history,
             config=self.config,
             loaders=loaders,
@@ -168,6 +191,8 @@ class Trainer:
         """Restore a checkpoint written by `save_checkpoint`; training continues after it."""
         extra = load_checkpoint(path, self.model, self.optimizer, self.scheduler)
         self.epoch = int(extra.get("epoch", 0))
+        self.global_step = int(extra.get("global_step", 0))
+        self._resumed_progress = extra.get("progress")
         self.history = list(extra.get("history", []))
         for loader, state in zip(loaders, extra.get("loaders", [])):
             if state is not None and hasattr(loader, "load_state_dict"):
