@@ -18,6 +18,7 @@ from retrograd import (
     linalg,
     nn,
     optim,
+    rules,
     utils,
     viz,
 )

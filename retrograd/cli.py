@@ -438,6 +438,58 @@ def cmd_saliency(args) -> int:
     return 0
 
 
+def _rule_line(result) -> str:
+    cosines = " / ".join(f"{c:.2f}" for c in result.layer_cosines)
+    reached = "-" if result.steps_to_target is None else result.steps_to_target
+    return (
+        f"  {result.dataset:13s} {result.rule:26s} test acc {100 * result.accuracy:5.1f}%  "
+        f"steps to loss<={result.target_loss:g}: {reached!s:>4}  "
+        f"{result.ms_per_step:6.2f} ms/step  cosine vs backprop: {cosines}"
+    )
+
+
+def cmd_compare_rules(args) -> int:
+    from retrograd.rules import compare_rules
+
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    if args.fashion_mnist and "fashion-mnist" not in datasets:
+        datasets.append("fashion-mnist")
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()] if args.rules else None
+    hidden = [int(h) for h in args.hidden.split(",") if h]
+    print(
+        f"comparing learning rules on {', '.join(datasets)}: MLP hidden "
+        f"{'-'.join(map(str, hidden))} ({args.activation}), batch {args.batch_size}, "
+        f"seed {args.seed}",
+        flush=True,
+    )
+    try:
+        result = compare_rules(
+            datasets=datasets,
+            rules=rules,
+            steps=args.steps,
+            hidden=hidden,
+            activation=args.activation,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            seed=args.seed,
+            out_dir=args.out,
+            data_root=args.data_root,
+            on_result=lambda r: print(_rule_line(r), flush=True),
+        )
+    except ValueError as e:
+        print(f"retrograd compare-rules: {e}", file=sys.stderr)
+        return 2
+    print()
+    print(result.table())
+    print()
+    print(result.caption())
+    for name, why in result.skipped.items():
+        print(f"skipped {name}: {why}")
+    paths = result.paths
+    print(f"wrote {paths['table']}, {paths['json']}, {paths['figure']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="retrograd", description="Backpropagation made real, fast and visible."
@@ -522,6 +574,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="also draw the graph: .dot (no dependency) or .svg/.png (Graphviz)",
     )
     x.set_defaults(func=cmd_explain)
+    r = sub.add_parser(
+        "compare-rules",
+        help="train one network with each learning rule (backprop, feedback alignment, "
+        "predictive coding, Forward-Forward, ...) and compare them",
+        description="Train the same MLP on the same data and budget with each learning rule "
+        "and write a table (test accuracy, steps to a target loss, time per step, per-layer "
+        "cosine similarity of each rule's update to backprop's gradient) and a figure of "
+        "learning curves.",
+    )
+    r.add_argument(
+        "--datasets",
+        default="xor,moons,digits",
+        help="comma-separated, from xor, moons, digits, fashion-mnist (default: xor,moons,digits)",
+    )
+    r.add_argument(
+        "--fashion-mnist",
+        action="store_true",
+        help="also Fashion-MNIST (slow; skipped when its files are absent)",
+    )
+    r.add_argument(
+        "--rules",
+        default=None,
+        help="comma-separated subset of backprop,fa,dfa,pc,hebbian,forward-gradient,ff "
+        "(default: all)",
+    )
+    r.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="training steps per dataset (default: xor 300, moons 500, digits 800, "
+        "fashion-mnist 1500)",
+    )
+    r.add_argument("--hidden", default="64,64", help="hidden widths, comma-separated")
+    r.add_argument("--activation", choices=ACTIVATIONS, default="tanh")
+    r.add_argument("--batch-size", type=int, default=64)
+    r.add_argument("--lr", type=float, default=None, help="Adam's learning rate (default 1e-2)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="runs/compare-rules", help="folder for the table and figure")
+    r.add_argument("--data-root", default=None, help="folder with Fashion-MNIST IDX files")
+    r.set_defaults(func=cmd_compare_rules)
     d = sub.add_parser("demo", help="demonstrations (vanishing: gradient flow in deep networks)")
     demos = d.add_subparsers(dest="demo", required=True)
     v = demos.add_parser(

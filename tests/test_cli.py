@@ -147,3 +147,11 @@ def test_saliency_trains_then_loads_the_cnn(tmp_path, capsys):
     assert main(args) == 0
     assert "loaded" in capsys.readouterr().out
     assert main(["saliency", "--methods", "lime", "--out", str(png)]) == 2
+
+
+def test_compare_rules_writes_table_and_figure(tmp_path, capsys):
+    args = ["compare-rules", "--datasets", "xor", "--rules", "backprop,fa", "--steps", "40"]
+    assert main(args + ["--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "feedback alignment" in out.lower() and "backprop" in out
+    assert _png_size(tmp_path / "rules.png")[0] > 0 and (tmp_path / "rules.md").exists()
