@@ -24,7 +24,7 @@ format: $(BIN)/activate
 	$(BIN)/ruff check --fix retrograd tests examples benchmarks
 
 test: $(BIN)/activate lint
-	$(BIN)/python -m pytest -q tests
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
 
 fuzz: $(BIN)/activate
 	RETROGRAD_FUZZ=long $(BIN)/python -m pytest -q -s tests/test_io_fuzz.py tests/test_engine_fuzz.py
