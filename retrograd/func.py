@@ -15,15 +15,22 @@ which keeps it connected, and the inner gradient is then taken with `create_grap
 `grad(grad(f))` is the second derivative. Results that nothing outside the transform can
 differentiate are returned detached, as torch.func does.
 
-jvp (forward mode) is computed exactly by the double-vjp trick: with u a dummy cotangent,
-vjp(u) = J^T u is linear in u, and J t = d/du <J^T u, t>.
+jvp and jacfwd use native forward mode (`retrograd.autograd.forward_ad`): one pass computes the
+values and their tangents, each primitive applying its own JVP rule. Where the result must itself
+be differentiable (grad mode on and a primal or tangent requiring grad) or `func` runs a
+reverse-mode transform on the way (jvp of grad: Hessian-vector products), jvp falls back to the
+exact double-vjp trick: with u a dummy cotangent, vjp(u) = J^T u is linear in u, and
+J t = d/du <J^T u, t>. (A plain `autograd.grad` or `backward()` call inside a native jvp sees
+tangents as constants: wrap such code in `func.grad`/`func.vjp` instead.)
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
-from retrograd.autograd.grad_mode import enable_grad, is_grad_enabled
+from retrograd.autograd import forward_ad
+from retrograd.autograd.grad_mode import _state, enable_grad, is_grad_enabled
 from retrograd.autograd.tape import _one_hot, _stack, _zeros, tree_flatten, tree_unflatten
 from retrograd.tensor import Tensor
 
@@ -34,6 +41,7 @@ __all__ = [
     "vjp",
     "jvp",
     "jacobian",
+    "jacfwd",
     "jacrev",
     "hessian",
     "hvp",
@@ -126,7 +134,9 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, has_aux: bool = Fals
     """(func(*primals), J tangents): the forward-mode derivative along `tangents`.
 
     >>> out, jv = jvp(lambda x: x * x, (x,), (v,))   # jv = 2 x v
-    Exact, by the double-vjp trick. With has_aux: (output, jvp_out, aux).
+    Native forward mode: one pass computes values and tangents. Differentiable results (grad
+    mode on and a primal or tangent requiring grad) and reverse transforms inside `func` use the
+    double-vjp trick instead. With has_aux: (output, jvp_out, aux).
     """
     api = "jvp(f, primals, tangents)"
     if not isinstance(primals, tuple):
@@ -144,6 +154,58 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, has_aux: bool = Fals
     _check_tensor_list(flat_p, api, "primals")
     _check_tensor_list(flat_t, api, "tangents")
     _check_same_shapes(flat_p, flat_t, api)
+    out, jv, aux = _jvp_any(func, flat_p, p_spec, flat_t, has_aux, api)
+    return (out, jv, aux) if has_aux else (out, jv)
+
+
+class _ReverseInsideForward(Exception):
+    """A reverse-mode transform ran inside a native jvp: redo it by double vjp."""
+
+
+_native = threading.local()  # .active: a native jvp is running in this thread
+
+
+def _jvp_any(func, flat_p, p_spec, flat_t, has_aux, api):
+    """(output tree, tangent tree, aux) natively when possible (tangents may be None: zero)."""
+    differentiable = is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in flat_p + flat_t
+    )
+    if not differentiable and not _state.forward_ad:
+        try:
+            return _jvp_native(func, flat_p, p_spec, flat_t, has_aux, api)
+        except _ReverseInsideForward:
+            pass
+    flat_t = [_zeros(p.shape, p) if t is None else t for p, t in zip(flat_p, flat_t)]
+    return _jvp_by_double_vjp(func, tree_unflatten(p_spec, flat_p), flat_t, has_aux, api)
+
+
+def _jvp_native(func, flat_p, p_spec, flat_t, has_aux, api):
+    _native.active = True
+    try:
+        with forward_ad.dual_level():
+            duals = [p if t is None else forward_ad.make_dual(p, t) for p, t in zip(flat_p, flat_t)]
+            out = func(*tree_unflatten(p_spec, duals))
+            aux = None
+            if has_aux:
+                if not (isinstance(out, tuple) and len(out) == 2):
+                    raise RuntimeError(
+                        f"{api}: output of function f should be a tuple: (output, aux) if has_aux "
+                        "is True"
+                    )
+                out, aux = out
+            flat_out, out_spec = tree_flatten(out)
+            _check_outputs(flat_out, api)
+            tangents = [o._fw_tangent for o in flat_out]
+    finally:
+        _native.active = False
+    jv = [
+        _zeros(o.shape, o) if t is None else Tensor._make(t, False, None, 0)
+        for o, t in zip(flat_out, tangents)
+    ]
+    return out, tree_unflatten(out_spec, jv), aux
+
+
+def _jvp_by_double_vjp(func, primals, flat_t, has_aux, api):
     outer = is_grad_enabled()
     own: dict = {}
     with enable_grad():
@@ -163,8 +225,87 @@ def jvp(func: Callable, primals: tuple, tangents: tuple, *, has_aux: bool = Fals
         reach = _reaches_outside(flat_out, own)
         graph = outer and (reach or any(t.requires_grad for t in flat_t))
         jv = _jvp_flat(flat_out, flat_in, flat_t, graph, graph or reach, own)
-    result = (_export(out, own, outer), _export(tree_unflatten(out_spec, jv), own, outer))
-    return (*result, _export(aux, own, outer)) if has_aux else result
+    return (
+        _export(out, own, outer),
+        _export(tree_unflatten(out_spec, jv), own, outer),
+        _export(aux, own, outer),
+    )
+
+
+def jacfwd(func: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Callable:
+    """The Jacobian of `func` w.r.t. `argnums` by forward mode (one JVP per input element).
+
+    Shapes as `jacrev`: O + I for each (output, input) pair. Cheaper than jacrev when the inputs
+    have fewer elements than the outputs. With has_aux: (jacobian, aux).
+    """
+
+    def jacfwd_fn(*args, **kwargs):
+        api = "jacfwd(f, ...)(*args)"
+        idx = _wrap_argnums(argnums, len(args))
+        diff = args[idx] if isinstance(idx, int) else tuple(args[i] for i in idx)
+        flat_in, in_spec = tree_flatten(diff)
+        for t in flat_in:
+            if not isinstance(t, Tensor):
+                raise ValueError(f"Thing passed to transform API must be Tensor, got {type(t)}")
+
+        def call(*flat):
+            new = list(args)
+            tree = tree_unflatten(in_spec, list(flat))
+            if isinstance(idx, int):
+                new[idx] = tree
+            else:
+                for i, v in zip(idx, tree):
+                    new[i] = v
+            out = func(*new, **kwargs)
+            if has_aux and not (isinstance(out, tuple) and len(out) == 2):
+                raise RuntimeError(
+                    f"{api}: output of function f should be a tuple: (output, aux) if has_aux "
+                    "is True"
+                )
+            return out
+
+        spec = tree_flatten(tuple(flat_in))[1]
+        columns = [[] for _ in flat_in]  # per input: per element, the flat output tangents
+        first = None
+        for k, x in enumerate(flat_in):
+            for j in range(x.numel()):
+                basis = _zeros(x.shape, x)
+                basis.data.reshape(-1)[j] = 1
+                tangents = [None] * len(flat_in)
+                tangents[k] = basis
+                result = _jvp_any(call, flat_in, spec, tangents, has_aux, api)
+                first = first or result
+                columns[k].append(tree_flatten(result[1])[0])
+        if first is None:  # no input elements: one pass for the outputs' shapes
+            first = _jvp_any(call, flat_in, spec, [None] * len(flat_in), has_aux, api)
+        out, _, aux = first
+        flat_out, out_spec = tree_flatten(out)
+        per_output = []
+        for i, o in enumerate(flat_out):
+            jacs = [_assemble([c[i] for c in cols], o, x) for cols, x in zip(columns, flat_in)]
+            per_output.append(tree_unflatten(in_spec, jacs))
+        result = tree_unflatten(out_spec, per_output)
+        return (result, aux) if has_aux else result
+
+    return jacfwd_fn
+
+
+def _assemble(cols: list, out: Tensor, x: Tensor) -> Tensor:
+    """d out / d x (shape out.shape + x.shape) from its columns (one per element of x)."""
+    shape = tuple(out.shape) + tuple(x.shape)
+    if not cols:
+        return _zeros(shape, out)
+    if any(c.requires_grad for c in cols):
+        from retrograd import ops
+
+        stacked = _stack(cols, (len(cols), *out.shape), out)  # (x elements, *out.shape)
+        moved = ops.movedim(stacked, 0, -1)
+        return ops.reshape(moved, shape)
+    from retrograd.backend import get_xp
+
+    xp = get_xp(out.data)
+    data = xp.stack([c.data for c in cols], axis=-1).reshape(shape)
+    return Tensor._make(data, False, None, 0)
 
 
 def jacobian(func: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Callable:
@@ -335,6 +476,8 @@ def _differentiable(tree, own: dict, outer: bool):
     """Fresh copies requiring grad of the Tensors in `tree` (connected ones when nested)."""
     from retrograd.ops import clone
 
+    if getattr(_native, "active", False):
+        raise _ReverseInsideForward
     flat, spec = tree_flatten(tree)
     copies = []
     for t in flat:

@@ -60,6 +60,7 @@ class Tensor:
     name = None
     _view_base = None  # for a view: the tensor whose memory it shares
     _view_chain = ()  # for a view: ((view op, params), ...) taking the base to this view
+    _fw_tangent = None  # forward-mode AD: the tangent array, inside a dual level
     __array_priority__ = 1000  # ndarray + Tensor defers to Tensor.__radd__
 
     def __init__(self, data, dtype=None, requires_grad: bool = False) -> None:

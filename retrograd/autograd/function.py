@@ -23,6 +23,8 @@ Two ways to write one, run by the same engine:
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from retrograd.autograd.grad_mode import _state
@@ -39,8 +41,14 @@ FREED_MSG = (
 )
 
 
-class _BackwardState:
-    """Whether the backward pass in progress builds a graph (create_graph=True)."""
+# forward-mode AD: the number of dual levels open in any thread (kept by forward_ad.py). Reading
+# a module global is the cheapest check for the hot path; the thread-local level comes second.
+_dual_levels = 0
+
+
+class _BackwardState(threading.local):
+    """Whether the backward pass in progress builds a graph (create_graph=True). Per thread:
+    one thread's double backward must not turn another's plain backward into a graph."""
 
     graph = False
 
@@ -201,6 +209,8 @@ def _apply_raw(cls, inputs, params):
         result = Tensor._make(out, False, None, 0)
         if cls.is_view:
             _link_view(result, inputs[0], cls, params)
+        if _dual_levels and _state.forward_ad:  # in a dual level: the output's tangent
+            _forward_ad.attach_tangent(node, inputs, params, result)
         return result
     nexts = []
     multi = False
@@ -222,6 +232,8 @@ def _apply_raw(cls, inputs, params):
     saved = node._saved
     if saved:
         _pack_saved(node, saved, inputs, out, result)
+    if _dual_levels and _state.forward_ad:
+        _forward_ad.attach_tangent(node, inputs, params, result)
     return result
 
 
@@ -268,6 +280,8 @@ def _apply_user(cls, args, params):
     single = not isinstance(outs, tuple)
     out_list = (outs,) if single else outs
     if not record:
+        if _dual_levels and _state.forward_ad:
+            _forward_ad.attach_user_tangents(node, args, out_list, out_list)
         return outs
     node.next_functions = [(t.grad_fn or t) if t._requires_grad else None for t in tensors]
     node.__dict__["_arg_is_tensor"] = tuple(isinstance(a, Tensor) for a in args)
@@ -313,6 +327,8 @@ def _apply_user(cls, args, params):
                 packed.append(s)
         node._saved = tuple(packed)
         node._versions = versions or None
+    if _dual_levels and _state.forward_ad:
+        _forward_ad.attach_user_tangents(node, args, results, out_list)
     return results[0] if single else tuple(results)
 
 
@@ -397,4 +413,5 @@ def _capture_trace():
     return traceback.format_stack()[:-3]
 
 
-from retrograd.tensor import Tensor  # noqa: E402  (Tensor imports this module too)
+from retrograd.tensor import Tensor  # noqa: E402, I001  (Tensor imports this module too)
+from retrograd.autograd import forward_ad as _forward_ad  # noqa: E402  (it needs Tensor first)

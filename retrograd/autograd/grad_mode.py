@@ -11,6 +11,7 @@ class _State(threading.local):
         self.enabled = True
         self.inference = False
         self.anomaly = False
+        self.forward_ad = False  # the active dual level (retrograd.autograd.forward_ad)
 
 
 _state = _State()

@@ -130,6 +130,10 @@ class Sigmoid(Function):
         (out,) = self.saved
         return g * out * (1 - out)
 
+    def jvp(self, t):
+        (out,) = self.saved
+        return t * out * (1 - out)
+
 
 def sigmoid(input: Tensor) -> Tensor:
     """The logistic function 1 / (1 + exp(-input)), stable for any input."""
@@ -152,6 +156,9 @@ class LogSigmoid(Function):
         if isinstance(x, Tensor):
             return g * Sigmoid.apply(-x)
         return g * (get_xp(x).where(x >= 0, e, 1) / (1 + e))  # sigmoid(-x) from exp(-|x|)
+
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 def logsigmoid(input: Tensor) -> Tensor:
@@ -176,6 +183,9 @@ class Softplus(Function):
         z = x * self.beta if self.beta != 1 else x
         return g * dual.where(dual.data(z) > self.threshold, 1, _sigmoid(z))
 
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     """log(1 + exp(beta input)) / beta, linear where beta input > threshold (as in PyTorch)."""
@@ -196,6 +206,10 @@ class ReLU(Function):
     def backward(self, g):
         (out,) = self.saved
         return _zero_where(g, dual.data(out) <= 0)
+
+    def jvp(self, t):
+        (out,) = self.saved
+        return get_xp(out).where(out <= 0, 0, t)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -218,6 +232,9 @@ class Hardtanh(Function):
         (x,) = self.saved
         x = dual.data(x)
         return _zero_where(g, (x <= self.min_val) | (x >= self.max_val))
+
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 def hardtanh(
@@ -248,6 +265,9 @@ class LeakyReLU(Function):
         (x,) = self.saved
         return dual.where(dual.data(x) > 0, g, g * self.slope)
 
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """input where input > 0, negative_slope * input elsewhere."""
@@ -271,6 +291,9 @@ class Hardsigmoid(Function):
         x = dual.data(x)
         return _zero_where(g, (x <= -3) | (x >= 3)) / 6
 
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
     """The piecewise-linear sigmoid relu6(input + 3) / 6."""
@@ -293,6 +316,9 @@ class Hardswish(Function):
         xd = dual.data(x)
         return g * dual.where(xd <= -3, 0, dual.where(xd < 3, x / 3 + 0.5, 1))
 
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
     """input * relu6(input + 3) / 6"""
@@ -313,6 +339,10 @@ class _Exp(Function):
     def backward(self, g):
         (out,) = self.saved
         return g * out
+
+    def jvp(self, t):
+        (out,) = self.saved
+        return t * out
 
 
 class ELU(Function):
@@ -339,6 +369,9 @@ class ELU(Function):
             e = _exp_neg(-get_xp(x).minimum(x, 0) * self.input_scale)
         neg = e * (self.scale * self.alpha * self.input_scale)
         return g * dual.where(positive, self.scale, neg)
+
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -376,6 +409,9 @@ class _NormalPdf(Function):
         x, out = self.saved
         return -g * x * out
 
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
 
 class _NormalCdf(Function):
     """out = (1 + erf(x / sqrt(2))) / 2;  gx = g * pdf(x)"""
@@ -389,6 +425,9 @@ class _NormalCdf(Function):
     def backward(self, g):
         (x,) = self.saved
         return g * (_NormalPdf.apply(x) if isinstance(x, Tensor) else _normal_pdf_array(x))
+
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 class GELU(Function):
@@ -406,6 +445,9 @@ class GELU(Function):
         if isinstance(x, Tensor):
             return g * (_NormalCdf.apply(x) + x * _NormalPdf.apply(x))
         return g * (cdf + x * _normal_pdf_array(x))
+
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 class GELUTanh(Function):
@@ -430,6 +472,9 @@ class GELUTanh(Function):
             xc = get_xp(x).clip(x, -100, 100)
         du = 2 * _GELU_K * (1 + 3 * _GELU_C * xc * xc)
         return g * (s + x * s * (1 - s) * du)
+
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -456,6 +501,9 @@ class SiLU(Function):
         if isinstance(x, Tensor):
             s = Sigmoid.apply(x)
         return g * s * (1 + x * (1 - s))
+
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -487,6 +535,9 @@ class Mish(Function):
         t = _tanh_softplus(s)
         return g * (t + x * s * (1 - t * t))
 
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
     """input * tanh(softplus(input))"""
@@ -508,6 +559,11 @@ class Softsign(Function):
         d = 1 + dual.abs(x)
         return g / (d * d)
 
+    def jvp(self, t):
+        (x,) = self.saved
+        d = 1 + get_xp(x).abs(x)
+        return t / (d * d)
+
 
 def softsign(input: Tensor) -> Tensor:
     """input / (1 + |input|)"""
@@ -527,6 +583,11 @@ class Tanhshrink(Function):
         (x,) = self.saved
         t = dual.tanh(x)
         return g * t * t
+
+    def jvp(self, t):
+        (x,) = self.saved
+        th = get_xp(x).tanh(x)
+        return t * th * th
 
 
 def tanhshrink(input: Tensor) -> Tensor:

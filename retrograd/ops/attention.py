@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 from retrograd import backend
+from retrograd.autograd.forward_ad import add_tangents
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
@@ -142,6 +143,24 @@ class ScaledDotProductAttention(Function):
         if len(needs) > 3:
             return gq, gk, gv, ds if needs[3] else None
         return gq, gk, gv
+
+    def jvp(self, tq, tk, tv, *tmask):
+        # dS = (dq k^T + q dk^T) * scale + dmask,  dP = P * (dS - rowsum(P * dS)),
+        # dout = (dP * D) v + (P * D) dv
+        q, k, v, m, p, keep = self.saved
+        xp = get_xp(q)
+        ds = add_tangents(
+            None if tq is None else xp.matmul(tq, k.swapaxes(-1, -2)) * self.scale,
+            None if tk is None else xp.matmul(q, tk.swapaxes(-1, -2)) * self.scale,
+            tmask[0] if tmask else None,
+        )
+        dout = None
+        if ds is not None:
+            dp = p * (ds - (p * ds).sum(axis=-1, keepdims=True))
+            dout = xp.matmul(dp if keep is None else dp * keep, v)
+        if tv is not None:
+            dout = add_tangents(dout, xp.matmul(p if keep is None else p * keep, tv))
+        return dout
 
 
 def _draw_dtype(dtype):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import itertools
 import math
 
+from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
 from retrograd.autograd.grad_mode import is_grad_enabled
 from retrograd.backend import get_xp
@@ -212,6 +213,17 @@ class Conv(Function):
             gb = dual.sum(g, _bias_axes(len(g.shape)))
         return gx, gw, gb
 
+    def jvp(self, tx, tw, *tb):
+        # bilinear in (input, weight), plus the bias
+        x, w = self.saved[:2]
+        terms = [
+            None if tx is None else replay(self, tx, w),
+            None if tw is None else replay(self, x, tw),
+        ]
+        if tb and tb[0] is not None:
+            terms.append(tb[0].reshape(_bias_shape(len(x.shape))))
+        return add_tangents(*terms)
+
 
 class ConvTranspose(Function):
     """out = conv_transpose(y, w) + b (conv's adjoint in its input);  gy = conv(g, w),
@@ -246,6 +258,17 @@ class ConvTranspose(Function):
             gb = dual.sum(g, _bias_axes(len(g.shape)))
         return gy, gw, gb
 
+    def jvp(self, tx, tw, *tb):
+        # bilinear in (input, weight), plus the bias
+        x, w = self.saved[:2]
+        terms = [
+            None if tx is None else replay(self, tx, w),
+            None if tw is None else replay(self, x, tw),
+        ]
+        if tb and tb[0] is not None:
+            terms.append(tb[0].reshape(_bias_shape(len(x.shape))))
+        return add_tangents(*terms)
+
 
 class ConvWeight(Function):
     """out = conv_weight(x, g) (conv's adjoint in its weight);  gx = conv_transpose(g, h),
@@ -265,6 +288,12 @@ class ConvWeight(Function):
         gg = _conv(x, h, self.geom, g.shape[2:]) if need[1] else None
         return gx, gg
 
+    def jvp(self, tx, tg):
+        x, g = self.saved  # bilinear in (x, g)
+        return add_tangents(
+            None if tx is None else replay(self, tx, g), None if tg is None else replay(self, x, tg)
+        )
+
 
 class Unfold(Function):
     """out = im2col(x) as (N, C * K, L);  gx = fold(g)"""
@@ -280,6 +309,9 @@ class Unfold(Function):
         if isinstance(g, Tensor):
             return Fold.apply(g, **self.geom, sizes=self.sizes, lsize=self.lsize)
         return _fold_array(g, **self.geom, sizes=self.sizes, lsize=self.lsize)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def _unfold_array(x, ksize, stride, pads, dilation, lsize):
@@ -309,6 +341,9 @@ class Fold(Function):
         if isinstance(g, Tensor):
             return Unfold.apply(g, **self.geom, lsize=self.lsize)
         return _unfold_array(g, **self.geom, lsize=self.lsize)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 # -- argument checks (PyTorch's wording) -----------------------------------------------------------

@@ -18,6 +18,7 @@ import operator
 from numpy import errstate
 
 from retrograd import backend
+from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
@@ -157,6 +158,9 @@ class Add(Function):
     def backward(self, g):
         return g, g
 
+    def jvp(self, tx, ty):
+        return add_tangents(tx, ty)
+
 
 class Sub(Function):
     """out = x - y;  gx = g,  gy = -g"""
@@ -168,6 +172,9 @@ class Sub(Function):
 
     def backward(self, g):
         return g, -g
+
+    def jvp(self, tx, ty):
+        return add_tangents(tx, None if ty is None else -ty)
 
 
 class Mul(Function):
@@ -183,6 +190,10 @@ class Mul(Function):
         x, y = self.saved
         need = self.needs_input_grad
         return (g * y if need[0] else None), (g * x if need[1] else None)
+
+    def jvp(self, tx, ty):
+        x, y = self.saved
+        return add_tangents(None if tx is None else tx * y, None if ty is None else x * ty)
 
 
 class Div(Function):
@@ -201,6 +212,12 @@ class Div(Function):
         gy = -g * x / (y * y) if need[1] else None
         return gx, gy
 
+    def jvp(self, tx, ty):
+        x, y = self.saved
+        return add_tangents(
+            None if tx is None else tx / y, None if ty is None else -ty * x / (y * y)
+        )
+
 
 class Neg(Function):
     """out = -x;  gx = -g"""
@@ -212,6 +229,9 @@ class Neg(Function):
 
     def backward(self, g):
         return -g
+
+    def jvp(self, t):
+        return -t
 
 
 def add(input, other, alpha=1) -> Tensor:
@@ -274,6 +294,9 @@ class DivRounded(Function):
         z = _zeros_like(g)
         return z, z
 
+    def jvp(self, tx, ty):
+        return None
+
 
 def floor_divide(input, other) -> Tensor:
     """floor(input / other) (Python's //), broadcasting; integers stay integers."""
@@ -300,6 +323,11 @@ class Remainder(Function):
             gy = -g * get_xp(xd).floor_divide(xd, yd)
         return (g if need[0] else None), gy
 
+    @_quiet
+    def jvp(self, tx, ty):
+        x, y = self.saved
+        return add_tangents(tx, None if ty is None else -ty * get_xp(x).floor_divide(x, y))
+
 
 def remainder(input, other) -> Tensor:
     """Python's modulus input % other: the result has the sign of other."""
@@ -321,6 +349,10 @@ class Reciprocal(Function):
         (out,) = self.saved
         return -g * (out * out)
 
+    def jvp(self, t):
+        (out,) = self.saved
+        return -t * (out * out)
+
 
 def reciprocal(input) -> Tensor:
     """1 / input (integers become floats)."""
@@ -339,6 +371,10 @@ class Square(Function):
     def backward(self, g):
         (x,) = self.saved
         return g * (2 * x)
+
+    def jvp(self, t):
+        (x,) = self.saved
+        return t * (2 * x)
 
 
 def square(input) -> Tensor:
@@ -373,6 +409,14 @@ class Pow(Function):
             gy = dual.where((xd == 0) & (yd >= 0), z, g * (out * dual.log(x)))
         return gx, gy
 
+    @_quiet
+    def jvp(self, tx, ty):
+        x, y, out = self.saved
+        xp = get_xp(out)
+        dx = None if tx is None else xp.where(y == 0, 0, tx * (y * x ** (y - 1)))
+        dy = None if ty is None else xp.where((x == 0) & (y >= 0), 0, ty * (out * xp.log(x)))
+        return add_tangents(dx, dy)
+
 
 class PowScalar(Function):
     """out = x ** e  (e a number);  gx = g * e * x**(e - 1)  (0 when e == 0)"""
@@ -397,6 +441,16 @@ class PowScalar(Function):
             return g * (2 * x)
         return g * (e * x ** (e - 1))
 
+    @_quiet
+    def jvp(self, t):
+        (x,) = self.saved
+        e = self.exponent
+        if e == 0:
+            return None
+        if e == 1:
+            return t
+        return t * (e * x ** (e - 1)) if e != 2 else t * (2 * x)
+
 
 class ScalarPow(Function):
     """out = b ** y  (b a number);  gy = g * out * log(b)  (0 where b == 0 and y >= 0)"""
@@ -419,6 +473,10 @@ class ScalarPow(Function):
         if b < 0:
             return g * math.nan  # log of a negative base (PyTorch gives nan too)
         return dual.where(dual.data(y) >= 0, dual.zeros((), g), g * (out * -math.inf))
+
+    @_quiet
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 def pow(input, exponent) -> Tensor:
@@ -458,6 +516,10 @@ class Exp(Function):
         (out,) = self.saved
         return g * out
 
+    def jvp(self, t):
+        (out,) = self.saved
+        return t * out
+
 
 def exp(input) -> Tensor:
     """e ** input"""
@@ -478,6 +540,10 @@ class Exp2(Function):
     def backward(self, g):
         (out,) = self.saved
         return g * (out * _LN2)
+
+    def jvp(self, t):
+        (out,) = self.saved
+        return t * (out * _LN2)
 
 
 def exp2(input) -> Tensor:
@@ -500,6 +566,10 @@ class Expm1(Function):
         (out,) = self.saved
         return g * (out + 1)
 
+    def jvp(self, t):
+        (out,) = self.saved
+        return t * (out + 1)
+
 
 def expm1(input) -> Tensor:
     """exp(input) - 1, accurate for small input."""
@@ -520,6 +590,11 @@ class Log(Function):
     def backward(self, g):
         (x,) = self.saved
         return g / x
+
+    @_quiet
+    def jvp(self, t):
+        (x,) = self.saved
+        return t / x
 
 
 def log(input) -> Tensor:
@@ -542,6 +617,11 @@ class Log2(Function):
         (x,) = self.saved
         return g / (x * _LN2)
 
+    @_quiet
+    def jvp(self, t):
+        (x,) = self.saved
+        return t / (x * _LN2)
+
 
 def log2(input) -> Tensor:
     """Base-2 logarithm."""
@@ -562,6 +642,11 @@ class Log1p(Function):
     def backward(self, g):
         (x,) = self.saved
         return g / (x + 1)
+
+    @_quiet
+    def jvp(self, t):
+        (x,) = self.saved
+        return t / (x + 1)
 
 
 def log1p(input) -> Tensor:
@@ -585,6 +670,11 @@ class Sqrt(Function):
         (out,) = self.saved
         return g / (2 * out)
 
+    @_quiet
+    def jvp(self, t):
+        (out,) = self.saved
+        return t / (2 * out)
+
 
 def sqrt(input) -> Tensor:
     """Square root (negative input gives nan)."""
@@ -606,6 +696,11 @@ class Rsqrt(Function):
     def backward(self, g):
         (out,) = self.saved
         return g * (out * out * out * -0.5)
+
+    @_quiet
+    def jvp(self, t):
+        (out,) = self.saved
+        return t * (out * out * out * -0.5)
 
 
 def rsqrt(input) -> Tensor:
@@ -676,6 +771,10 @@ class Erf(Function):
         (x,) = self.saved
         return g * (dual.exp(-(x * x)) * _TWO_OVER_SQRT_PI)
 
+    def jvp(self, t):
+        (x,) = self.saved
+        return t * (get_xp(x).exp(-(x * x)) * _TWO_OVER_SQRT_PI)
+
 
 def erf(input) -> Tensor:
     """The Gauss error function 2/sqrt(pi) * integral_0^x exp(-t^2) dt."""
@@ -696,6 +795,10 @@ class Sin(Function):
         (x,) = self.saved
         return g * dual.cos(x)
 
+    def jvp(self, t):
+        (x,) = self.saved
+        return t * get_xp(x).cos(x)
+
 
 def sin(input) -> Tensor:
     """Sine (radians)."""
@@ -714,6 +817,10 @@ class Cos(Function):
     def backward(self, g):
         (x,) = self.saved
         return g * -dual.sin(x)
+
+    def jvp(self, t):
+        (x,) = self.saved
+        return t * -get_xp(x).sin(x)
 
 
 def cos(input) -> Tensor:
@@ -734,6 +841,10 @@ class Tan(Function):
     def backward(self, g):
         (out,) = self.saved
         return g * (out * out + 1)
+
+    def jvp(self, t):
+        (out,) = self.saved
+        return t * (out * out + 1)
 
 
 def tan(input) -> Tensor:
@@ -756,6 +867,11 @@ class Arcsin(Function):
         (x,) = self.saved
         return g / dual.sqrt(1 - x * x)
 
+    @_quiet
+    def jvp(self, t):
+        (x,) = self.saved
+        return t / get_xp(x).sqrt(1 - x * x)
+
 
 def arcsin(input) -> Tensor:
     """Inverse sine (nan outside [-1, 1])."""
@@ -777,6 +893,11 @@ class Arccos(Function):
         (x,) = self.saved
         return -g / dual.sqrt(1 - x * x)
 
+    @_quiet
+    def jvp(self, t):
+        (x,) = self.saved
+        return -t / get_xp(x).sqrt(1 - x * x)
+
 
 def arccos(input) -> Tensor:
     """Inverse cosine (nan outside [-1, 1])."""
@@ -795,6 +916,10 @@ class Arctan(Function):
     def backward(self, g):
         (x,) = self.saved
         return g / (x * x + 1)
+
+    def jvp(self, t):
+        (x,) = self.saved
+        return t / (x * x + 1)
 
 
 def arctan(input) -> Tensor:
@@ -834,6 +959,13 @@ class Atan2(Function):
         r = dual.where(dual.data(d) == 0, dual.zeros((), g), g / d)  # 0 at the origin
         return (r * x if need[0] else None), (r * -y if need[1] else None)
 
+    @_quiet
+    def jvp(self, ty, tx):
+        y, x = self.saved
+        d = x * x + y * y
+        num = add_tangents(None if ty is None else ty * x, None if tx is None else -tx * y)
+        return get_xp(d).where(d == 0, 0, num / d)  # 0 at the origin, as the rule
+
 
 def atan2(input, other) -> Tensor:
     """The angle of the point (other, input): atan(input / other) in the right quadrant."""
@@ -856,6 +988,11 @@ class Sinh(Function):
         (x,) = self.saved
         return g * dual.cosh(x)
 
+    @_quiet
+    def jvp(self, t):
+        (x,) = self.saved
+        return t * get_xp(x).cosh(x)
+
 
 def sinh(input) -> Tensor:
     """Hyperbolic sine."""
@@ -877,6 +1014,11 @@ class Cosh(Function):
         (x,) = self.saved
         return g * dual.sinh(x)
 
+    @_quiet
+    def jvp(self, t):
+        (x,) = self.saved
+        return t * get_xp(x).sinh(x)
+
 
 def cosh(input) -> Tensor:
     """Hyperbolic cosine."""
@@ -896,6 +1038,10 @@ class Tanh(Function):
     def backward(self, g):
         (out,) = self.saved
         return g * (1 - out * out)
+
+    def jvp(self, t):
+        (out,) = self.saved
+        return t * (1 - out * out)
 
 
 def tanh(input) -> Tensor:
@@ -918,6 +1064,10 @@ class Abs(Function):
         xd = dual.data(x)
         return g * get_xp(xd).sign(xd)
 
+    def jvp(self, t):
+        (x,) = self.saved
+        return t * get_xp(x).sign(x)
+
 
 def abs(input) -> Tensor:
     """|input|"""
@@ -931,6 +1081,9 @@ class _PiecewiseConstant(Function):
 
     def backward(self, g):
         return _zeros_like(g)
+
+    def jvp(self, *tangents):
+        return None
 
 
 class Sign(_PiecewiseConstant):
@@ -958,6 +1111,10 @@ class Maximum(Function):
         x, y = self.saved
         return _tie_split(g, dual.data(x), dual.data(y), self.needs_input_grad)
 
+    def jvp(self, tx, ty):
+        x, y = self.saved
+        return _tie_split_jvp(tx, ty, x, y)
+
 
 class Minimum(Function):
     """out = min(x, y);  gx = g where x < y,  gy = g where y < x;  ties give g / 2 to each"""
@@ -972,6 +1129,10 @@ class Minimum(Function):
         x, y = self.saved
         return _tie_split(g, dual.data(y), dual.data(x), self.needs_input_grad)
 
+    def jvp(self, tx, ty):
+        x, y = self.saved
+        return _tie_split_jvp(tx, ty, y, x)
+
 
 def _tie_split(g, x, y, need):
     """Gradients of max(x, y): the larger takes g, ties split it evenly (PyTorch's rule)."""
@@ -981,6 +1142,15 @@ def _tie_split(g, x, y, need):
     gx = dual.where(x < y, z, dual.where(tie, half, g)) if need[0] else None
     gy = dual.where(x > y, z, dual.where(tie, half, g)) if need[1] else None
     return gx, gy
+
+
+def _tie_split_jvp(tx, ty, x, y):
+    """The JVP matching _tie_split: max(x, y) follows the larger's tangent, the mean at ties."""
+    xp = get_xp(x)
+    tie = x == y
+    dx = None if tx is None else xp.where(x < y, 0, xp.where(tie, tx * 0.5, tx))
+    dy = None if ty is None else xp.where(x > y, 0, xp.where(tie, ty * 0.5, ty))
+    return add_tangents(dx, dy)
 
 
 def maximum(input, other) -> Tensor:
@@ -1015,6 +1185,9 @@ class ClampScalar(Function):
         else:
             keep = (xd >= self.lo) & (xd <= self.hi)
         return dual.where(keep, g, dual.zeros((), g))
+
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
 
 
 class ClampTensor(Function):
@@ -1056,6 +1229,23 @@ class ClampTensor(Function):
             above = x > hi if lo is None else (x > hi) | (hi < lo)
             grads.append(dual.where(above, g, z) if need[-1] else None)
         return tuple(grads)
+
+    def jvp(self, tx, *tbounds):
+        x, *bounds = self.saved
+        xp = get_xp(x)
+        lo = bounds[0] if self.has_lo else None
+        hi = bounds[-1] if self.has_hi else None
+        tlo = tbounds[0] if self.has_lo else None
+        thi = tbounds[-1] if self.has_hi else None
+        terms = []
+        if tx is not None:
+            keep = (x <= hi) if lo is None else (x >= lo) if hi is None else (x >= lo) & (x <= hi)
+            terms.append(xp.where(keep, tx, 0))
+        if tlo is not None:
+            terms.append(xp.where(x < lo if hi is None else (x < lo) & (lo < hi), tlo, 0))
+        if thi is not None:
+            terms.append(xp.where(x > hi if lo is None else (x > hi) | (hi < lo), thi, 0))
+        return add_tangents(*terms)
 
 
 def clamp(input, min=None, max=None) -> Tensor:
@@ -1106,6 +1296,10 @@ class Where(Function):
         gy = dual.where(c, z, g) if need[1] else None
         return gx, gy
 
+    def jvp(self, tx, ty):
+        (cond,) = self.saved
+        return get_xp(cond).where(cond, 0 if tx is None else tx, 0 if ty is None else ty)
+
 
 def where(condition, input=None, other=None):
     """input where condition is true, else other (either may be a number), broadcasting all
@@ -1155,6 +1349,14 @@ class Lerp(Function):
         gend = g * w if need[1] else None
         gw = g * (end - x) if need[2] else None
         return gx, gend, gw
+
+    def jvp(self, tx, tend, tw):
+        x, end, w = self.saved
+        return add_tangents(
+            None if tx is None else tx * (1 - w),
+            None if tend is None else tend * w,
+            None if tw is None else tw * (end - x),
+        )
 
 
 def lerp(input, end, weight) -> Tensor:
@@ -1404,6 +1606,9 @@ class Cast(Function):
     def backward(self, g):
         return dual.cast(g, self.src)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 class Clone(Function):
     """out = copy of x;  gx = g"""
@@ -1415,6 +1620,9 @@ class Clone(Function):
 
     def backward(self, g):
         return g
+
+    def jvp(self, t):
+        return t
 
 
 def clone(input) -> Tensor:
@@ -1433,6 +1641,9 @@ class ToDevice(Function):
 
     def backward(self, g):
         return backend.to_device(dual.data(g), self.src)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def to_device(x, device: str) -> Tensor:

@@ -13,6 +13,7 @@ import re
 from numbers import Integral
 
 from retrograd import backend
+from retrograd.autograd.forward_ad import replay
 from retrograd.autograd.function import Function
 from retrograd.autograd.grad_mode import _state
 from retrograd.backend import get_xp
@@ -148,6 +149,9 @@ class GetItem(Function):
     def backward(self, g):
         return _put(g, self.in_shape, self.index, self.accumulate)
 
+    def jvp(self, *tangents):
+        return replay(self, *tangents)  # linear in all its inputs
+
 
 class GetItemView(GetItem):
     """out = x[basic index] (a view);  gx = zeros with g placed at index"""
@@ -180,6 +184,9 @@ class IndexPutZeros(Function):
     def backward(self, gg):
         return gg[self.index]
 
+    def jvp(self, *tangents):
+        return replay(self, *tangents)  # linear in all its inputs
+
 
 def index_put_zeros(g, shape, index) -> Tensor:
     """A zero tensor of `shape` with g accumulated at `index` (the rule of getitem)."""
@@ -210,6 +217,9 @@ class SetItem(Function):
                 gv = gv.reshape((1,) * extra + tuple(gv.shape))
         return gx, gv
 
+    def jvp(self, *tangents):
+        return replay(self, *tangents)  # linear in all its inputs
+
 
 def setitem(x, index, value) -> None:
     """x[index] = value in place (value: scalar, array or Tensor, broadcast to x[index])."""
@@ -223,8 +233,16 @@ def setitem(x, index, value) -> None:
     elif not isinstance(value, (int, float, bool)):  # arrays, lists and NumPy scalars
         value = xp.asarray(value)
     try:
-        if _state.enabled and (
-            x._requires_grad or isinstance(value, Tensor) and value._requires_grad
+        if (
+            _state.enabled
+            and (x._requires_grad or isinstance(value, Tensor) and value._requires_grad)
+        ) or (
+            _state.forward_ad
+            and (
+                x._fw_tangent is not None
+                or isinstance(value, Tensor)
+                and value._fw_tangent is not None
+            )
         ):
             if isinstance(value, Tensor):
                 v = value.to(x.dtype)
@@ -377,6 +395,9 @@ class Scatter(Function):
         need = self.needs_input_grad
         return (_zero_at(g, self.idx) if need[0] else None), (g[self.idx] if need[1] else None)
 
+    def jvp(self, *tangents):
+        return replay(self, *tangents)  # linear in all its inputs
+
 
 class ScatterAdd(Function):
     """out = x with src added at idx (repeats accumulate);  gx = g,  gsrc = g[idx]"""
@@ -391,6 +412,9 @@ class ScatterAdd(Function):
 
     def backward(self, g):
         return g, (g[self.idx] if self.needs_input_grad[1] else None)
+
+    def jvp(self, *tangents):
+        return replay(self, *tangents)  # linear in all its inputs
 
 
 def _scatter_args(op: str, x, dim: int, index, src):
@@ -468,6 +492,9 @@ class MaskedFill(Function):
     def backward(self, g):
         need = self.needs_input_grad
         return (_zero_at(g, self.mask) if need[0] else None), (g[self.mask] if need[1] else None)
+
+    def jvp(self, *tangents):
+        return replay(self, *tangents)  # linear in all its inputs
 
 
 def masked_fill(x, mask, value) -> Tensor:

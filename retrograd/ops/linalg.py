@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
 from retrograd.backend import as_dtype, get_xp
 from retrograd.ops import dual
@@ -131,6 +132,13 @@ class MatMul(Function):
                 else:
                     gy = dual.swap_last(x) @ g
         return gx, gy
+
+    def jvp(self, tx, ty):
+        x, y = self.saved
+        xp = get_xp(x)
+        return add_tangents(
+            None if tx is None else xp.matmul(tx, y), None if ty is None else xp.matmul(x, ty)
+        )
 
 
 def _prod(shape) -> int:
@@ -405,6 +413,18 @@ class Einsum(Function):
                 _einsum_grad(k, subs, out_sub, xs, sizes, self.shapes[k], g) if need else None
             )
         return tuple(grads)
+
+    def jvp(self, *tangents):
+        if len(tangents) == 1:
+            return replay(self, *tangents)
+        # multilinear: the sum over operands of the product with that operand's tangent
+        xs = self.saved
+        return add_tangents(
+            *(
+                None if t is None else _einsum_arrays(self.equation, *xs[:k], t, *xs[k + 1 :])
+                for k, t in enumerate(tangents)
+            )
+        )
 
 
 def _einsum_grad(k, subs, out_sub, xs, sizes, shape, g):
@@ -766,6 +786,9 @@ class _AbsPow(Function):
         coef = _const(self.p * xp.sign(xd), x)  # sign'(x) = 0: a constant of the rule
         return g * coef * _abs_pow(x + _const(zero.astype(xd.dtype), x), self.p - 1)
 
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
 
 class _Sign(Function):
     """out = sign(x);  gx = 0 (kept in the graph so second derivatives are zeros, as PyTorch's)"""
@@ -777,6 +800,9 @@ class _Sign(Function):
 
     def backward(self, g):
         return g * 0
+
+    def jvp(self, t):
+        return None
 
 
 def _sign(x):
@@ -855,6 +881,16 @@ class VectorNorm(Function):
         scaled = _sign(x) * _abs_pow(x, p - 1)
         keep = _const((od != 0).astype(od.dtype), out)
         return scaled * (g / _abs_pow(out + zero_out, p - 1) * keep)
+
+    def jvp(self, t):
+        # every element of x feeds one output: J has one nonzero per column, J^T 1, so
+        # J t = sum over dims of t * J^T 1
+        x, out = self.saved
+        d = self.backward(get_xp(out).ones(out.shape, dtype=out.dtype))
+        if d is None:
+            return None  # ord 0: a count
+        with _quiet():
+            return (t * d).sum(axis=self.dims, keepdims=self.keepdim)
 
 
 def _check_floating(x: Tensor, fn: str) -> None:

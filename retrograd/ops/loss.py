@@ -18,6 +18,13 @@ import warnings
 from numpy import broadcast_shapes, errstate  # shape arithmetic and warning control only
 
 from retrograd import backend
+from retrograd.autograd.forward_ad import (
+    add_tangents,
+    elementwise_jvp,
+    primal_inputs,
+    primal_output,
+    replay,
+)
 from retrograd.autograd.function import Function
 from retrograd.autograd.grad_mode import is_grad_enabled
 from retrograd.backend import get_xp
@@ -300,6 +307,13 @@ class CrossEntropy(Function):
         gx[self.index] -= picked  # distinct positions: one class per sample
         return gx, None
 
+    def jvp(self, tx, tt):
+        # every logit feeds one sample's loss: J has one nonzero per column, J^T 1, so
+        # J t = the per-sample (or total) sum of t * J^T 1
+        gx, _ = self.backward(get_xp(tx).ones(primal_output(self).shape, dtype=tx.dtype))
+        with _quiet():
+            return (tx * gx).sum(axis=self.axis if self.reduction == "none" else None)
+
 
 # -- cross entropy from logits, probability targets ------------------------------------------------
 class SoftCrossEntropy(Function):
@@ -358,6 +372,33 @@ class SoftCrossEntropy(Function):
             others = tuple(d for d in range(x.ndim) if d != axis)
             gw = -dual.sum(g * q * logp, others) if others else -(g * q * logp)
         return gx, gt, gw
+
+    def jvp(self, tx, tt, *tw):
+        x, target, *weight, logp = self.saved
+        axis, eps = self.axis, self.smoothing
+        xp = get_xp(x)
+        w = _along(weight[0], axis, x.ndim) if weight else None
+        q = target * (1 - eps) + eps / x.shape[axis] if eps else target
+        terms = []
+        with _quiet():
+            if tx is not None:  # d log_softmax = t - sum(softmax * t)
+                wq = q * w if weight else q
+                terms.append(wq * (tx - (xp.exp(logp) * tx).sum(axis=axis, keepdims=True)))
+            if tt is not None:
+                dq = tt * (1 - eps) if eps else tt
+                terms.append((dq * w if weight else dq) * logp)
+            if tw and tw[0] is not None:
+                terms.append(q * _along(tw[0], axis, x.ndim) * logp)
+            total = add_tangents(*terms)
+            if total is None:
+                return None
+            loss = -total.sum(axis=axis)
+            if self.reduction == "none":
+                return loss
+            loss = loss.sum()
+            if self.n != 1:  # 'mean': over the samples (none: 0, as the rule)
+                loss = loss * (1 / self.n if self.n else 0)
+            return loss
 
 
 def cross_entropy(
@@ -447,6 +488,9 @@ class NLLLoss(Function):
                 g = g * (1 / self.denom if self.denom != 0 else 0)
         return _scatter(-(g * w_t), self.shape, self.index), None
 
+    def jvp(self, tx, tt):
+        return replay(self, tx, primal_inputs(self)[1])  # linear in x (target: indices)
+
 
 def nll_loss(
     input: Tensor,
@@ -504,6 +548,10 @@ class BinaryCrossEntropy(Function):
             if need[1]:
                 gt = g * (xp.log1p(-x) - xp.log(x))
         return gx, gt
+
+    def jvp(self, tx, tt):
+        with _quiet():
+            return elementwise_jvp(self, (tx, tt))
 
 
 def _check_broadcasts_to(v, shape: tuple) -> None:
@@ -599,6 +647,10 @@ class BinaryCrossEntropyWithLogits(Function):
                         softplus_neg = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
                 gt = gt + g * (pw - 1) * softplus_neg
         return gx, gt
+
+    def jvp(self, tx, tt):
+        with _quiet():
+            return elementwise_jvp(self, (tx, tt))
 
 
 def binary_cross_entropy_with_logits(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from retrograd.autograd.forward_ad import replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
@@ -133,6 +134,9 @@ class Slice(Function):
     def backward(self, g):
         return _embed(g, self.in_shape, self.index)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 class Embed(Function):
     """out = full(shape, value) with x placed at index;  gx = g[index]"""
@@ -145,6 +149,9 @@ class Embed(Function):
 
     def backward(self, g):
         return _slice(g, self.index)
+
+    def jvp(self, t):
+        return replay(self, t, value=0)  # the fill is a constant
 
 
 def _slice(a, index):
@@ -180,6 +187,9 @@ class Reshape(Function):
 
     def backward(self, g):
         return dual.reshape(g, self.in_shape)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def _infer_shape(shape: tuple, numel: int) -> tuple:
@@ -337,6 +347,9 @@ class Permute(Function):
             inv[a] = i
         return dual.transpose(g, tuple(inv))
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 def _permute(x: Tensor, axes: tuple) -> Tensor:
     return _share_version(Permute.apply(x, axes=axes), x)
@@ -421,6 +434,9 @@ class BroadcastTo(Function):
 
     def backward(self, g):
         return g
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def expand(x, *sizes) -> Tensor:
@@ -520,6 +536,9 @@ class Flip(Function):
             Flip.apply(g, dims=self.dims) if isinstance(g, Tensor) else get_xp(g).flip(g, self.dims)
         )
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 def flip(x, *dims) -> Tensor:
     """x reversed along each of dims (a copy, as in PyTorch)."""
@@ -545,6 +564,9 @@ class Roll(Function):
         if isinstance(g, Tensor):
             return Roll.apply(g, shifts=back, dims=self.dims)
         return get_xp(g).roll(g, back, self.dims) if g.ndim else g
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def roll(x, shifts, dims=None) -> Tensor:
@@ -610,6 +632,9 @@ class Cat(Function):
             start += size
         return tuple(grads)
 
+    def jvp(self, *tangents):
+        return replay(self, *tangents)
+
 
 def cat(tensors, dim: int = 0) -> Tensor:
     """The tensors joined along an existing dim (shapes must match elsewhere)."""
@@ -663,6 +688,9 @@ class Stack(Function):
     def backward(self, g):
         need = self.needs_input_grad
         return tuple(_slice(g, _dim_index(self.dim, i)) if n else None for i, n in enumerate(need))
+
+    def jvp(self, *tangents):
+        return replay(self, *tangents)
 
 
 def stack(tensors, dim: int = 0) -> Tensor:
@@ -795,6 +823,9 @@ class PadAlong(Function):
             return PadAlongGrad.apply(g, idx=self.idx, lo=self.lo, n=self.n, dim=self.dim)
         return _scatter_edges(g, self.idx, self.lo, self.n, self.dim)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 class PadAlongGrad(Function):
     """out = the rule of PadAlong (edges of x added into the centre);  gx = take(g, idx, dim)"""
@@ -809,6 +840,9 @@ class PadAlongGrad(Function):
         if isinstance(g, Tensor):
             return PadAlong.apply(g, idx=self.idx, lo=self.lo, dim=self.dim)
         return get_xp(g).take(g, self.idx, axis=self.dim)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def _edge_index(xp, n: int, lo: int, hi: int, mode: str):
@@ -906,6 +940,9 @@ class Triu(Function):
     def backward(self, g):
         return Triu.apply(g, k=self.k) if isinstance(g, Tensor) else get_xp(g).triu(g, self.k)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 class Tril(Function):
     """out = x with elements above diagonal k zeroed;  gx = tril(g, k)"""
@@ -918,6 +955,9 @@ class Tril(Function):
 
     def backward(self, g):
         return Tril.apply(g, k=self.k) if isinstance(g, Tensor) else get_xp(g).tril(g, self.k)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def triu(x, diagonal: int = 0) -> Tensor:
@@ -958,6 +998,9 @@ class Diagonal(Function):
             return DiagonalEmbed.apply(g, shape=self.in_shape, args=self.args)
         return _diagonal_embed(g, self.in_shape, self.args)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 def _diagonal_embed(g, shape, args):
     out = get_xp(g).zeros(shape, dtype=g.dtype)
@@ -978,6 +1021,9 @@ class DiagonalEmbed(Function):
         if isinstance(g, Tensor):
             return Diagonal.apply(g, offset=self.args[0], dim1=self.args[1], dim2=self.args[2])
         return g.diagonal(*self.args)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def diagonal(x, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Tensor:

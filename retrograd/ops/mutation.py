@@ -5,6 +5,8 @@ saved the old value notices (PyTorch's error)."""
 from __future__ import annotations
 
 from retrograd import backend
+from retrograd.autograd import forward_ad
+from retrograd.autograd.forward_ad import primal_output
 from retrograd.autograd.function import Function
 from retrograd.autograd.grad_mode import _state
 from retrograd.ops import dual
@@ -66,6 +68,8 @@ def inplace(x: Tensor, result: Tensor) -> Tensor:
         x.grad_fn, x._out_nr, x._requires_grad = node, result._out_nr, True
         if x._view_base is not None:
             _rebase(x)
+    if _state.forward_ad:  # inside a dual level: x now carries the result's tangent
+        forward_ad.carry_tangent(x, result)
     return x
 
 
@@ -87,6 +91,12 @@ class CopySlices(Function):
         for cls, params in self.chain:
             gsrc = _view_step(gsrc, cls, params)
         return g * mask, gsrc
+
+    def jvp(self, tbase, tsrc):
+        out = primal_output(self)
+        dout = backend.get_xp(out).zeros(self.shape, out.dtype) if tbase is None else tbase.copy()
+        _view_through(dout, self.chain)[...] = 0 if tsrc is None else tsrc
+        return dout
 
 
 def _view_step(a, cls, params):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
@@ -103,6 +104,24 @@ class Normalize(Function):
         if self.has_b:
             grads.append(gb)
         return tuple(grads)
+
+    def jvp(self, tx, *twb):
+        x, w, xhat, rstd = self.saved
+        pshape, axes = self.pshape, self.axes
+        tw = twb[0] if self.has_w else None
+        tb = twb[-1] if self.has_b else None
+        terms = []
+        if tx is not None:  # d xhat = rstd (dx - mean(dx) - xhat mean(xhat dx))
+            inner = tx - xhat * (tx * xhat).mean(axis=axes, keepdims=True)
+            if self.center:
+                inner = inner - tx.mean(axis=axes, keepdims=True)
+            dxhat = rstd * inner
+            terms.append(dxhat * w.reshape(pshape) if w is not None else dxhat)
+        if tw is not None:
+            terms.append(xhat * tw.reshape(pshape))
+        if tb is not None:
+            terms.append(tb.reshape(pshape))
+        return add_tangents(*terms)
 
 
 def _shape_tuple(normalized_shape) -> tuple:
@@ -311,6 +330,14 @@ class Linear(Function):
                 gb = dual.sum(g2, 0)
         return (gx, gw) if len(need) == 2 else (gx, gw, gb)
 
+    def jvp(self, tx, tw, *tb):
+        x, w = self.saved
+        return add_tangents(
+            None if tx is None else replay(self, tx, w),
+            None if tw is None else replay(self, x, tw),
+            tb[0] if tb else None,
+        )
+
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """input @ weight^T + bias (one fused node: the hot path of every MLP)."""
@@ -396,6 +423,19 @@ class Embedding(Function):
         if self.padding_idx is not None:
             gw[self.padding_idx] = 0
         return gw
+
+    def jvp(self, t):
+        # the transpose of the rule (no gradient into padding_idx, scaled by frequency, as
+        # PyTorch's) rather than of the plain lookup, so that both modes give one Jacobian
+        xp = get_xp(t)
+        if self.padding_idx is not None:
+            t = t.copy()
+            t[self.padding_idx] = 0
+        out = xp.take(t, self.idx, axis=0)
+        if self.scale:
+            counts = xp.bincount(self.idx.reshape(-1), minlength=self.shape[0])[self.idx]
+            out = out / counts[..., None].astype(out.dtype)
+        return out
 
 
 def embedding(

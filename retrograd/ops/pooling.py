@@ -19,6 +19,7 @@ import numbers
 import warnings
 
 from retrograd import backend
+from retrograd.autograd.forward_ad import replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops._util import canonical_dim
@@ -95,6 +96,9 @@ class TakeAt(Function):
     def backward(self, g):
         return _put(g, self.idx, self.shape, self.nsp, self.unique)
 
+    def jvp(self, t):
+        return replay(self, t, values=None)  # the values found by a search are the primal's
+
 
 class PutAt(Function):
     """out = zeros(shape) with g added at the flat indices idx of each plane;  gg = out_grad
@@ -108,6 +112,9 @@ class PutAt(Function):
 
     def backward(self, gg):
         return _take(gg, self.idx, self.nsp, self.unique)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def _take(a, idx, nsp, unique):
@@ -248,6 +255,9 @@ class AvgPool(Function):
     def backward(self, g):
         return _avg_adjoint(g, self.w, self.divisor)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 class AvgPoolAdjoint(Function):
     """out = g / divisor added over each window of an input-shaped zero array (the rule of
@@ -261,6 +271,9 @@ class AvgPoolAdjoint(Function):
 
     def backward(self, gg):
         return _avg(gg, self.w, self.divisor)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def _avg_array(x, w: _Windows, divisor):
@@ -574,6 +587,9 @@ class AxisMap(Function):
     def backward(self, g):
         return _axis_map(g, self.m.T, self.axis)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 def _axis_map(a, m, axis: int, idx=None):
     if isinstance(a, Tensor):
@@ -646,6 +662,9 @@ class Repeat(Function):
     def backward(self, g):
         return _fold_sum(g, self.axis, self.k)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 class FoldSum(Function):
     """out[i] = sum_j g[i k + j] along axis (the rule of Repeat);  gg = Repeat of out_grad"""
@@ -658,6 +677,9 @@ class FoldSum(Function):
 
     def backward(self, gg):
         return _repeat(gg, self.axis, self.k)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 # -- adaptive pools ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ zero, as PyTorch's pack_padded_sequence / pad_packed_sequence give.
 
 from __future__ import annotations
 
+from retrograd.autograd.forward_ad import add_tangents
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
@@ -187,6 +188,29 @@ class RNNLayer(Function):
         )
         grads = (gz if need[0] else None, gh0 if need[1] else None, gw)
         return grads + ((gb,) if bias is not None else ())
+
+    def jvp(self, tgx, th0, tw, *tb):
+        # forward through time: dh_t = act'(z_t) (dgx_t + db + dh_{t-1} W^T + h_{t-1} dW^T)
+        gx, h0, w_hh, bias, out = self.saved
+        xp = get_xp(out)
+        deriv = 1 - out * out if self.nonlinearity == "tanh" else (out > 0).astype(out.dtype)
+        h_prev = _shift(out, h0, self.reverse)
+        drive = add_tangents(
+            tgx, tb[0] if tb else None, None if tw is None else h_prev @ tw.swapaxes(-1, -2)
+        )
+        steps, batch, hidden = out.shape
+        dh = xp.zeros((batch, hidden), dtype=out.dtype) if th0 is None else th0
+        dout = xp.empty_like(out)
+        for t in _order(steps, self.reverse):
+            dz = dh @ w_hh.T
+            if drive is not None:
+                dz = dz + drive[t] if drive.ndim == 3 else dz + drive
+            dh_new = deriv[t] * dz
+            if self.mask is not None:  # past a sequence's end its state (and tangent) is carried
+                m = self.mask[t]
+                dh_new = dh_new * m + dh * (1 - m)
+            dh = dout[t] = dh_new
+        return dout
 
 
 # -- LSTM ------------------------------------------------------------------------------------------
@@ -428,6 +452,46 @@ class LSTMLayer(Function):
             out.append(gwr)
         return tuple(out)
 
+    def jvp(self, tgx, th0, tc0, tw, *trest):
+        # forward through time: dz = dgx + db + dh_{t-1} W_hh^T + h_{t-1} dW_hh^T, da = act'(z) dz,
+        # dc = df c_{t-1} + f dc_{t-1} + di g + i dg,  dr = do tanh c + o (1 - tanh^2 c) dc,
+        # dh = dr W_hr^T + r dW_hr^T (no W_hr: dr)
+        gx, h0, c0, w_hh, b, w_hr, out, acts, tcs, rs = self.saved
+        xp = get_xp(out)
+        tb = trest[0] if self.has_bias else None
+        twr = trest[-1] if self.has_proj else None
+        p = h0.shape[-1]
+        hidden = acts.shape[-1] // 4
+        hs, cs = out[..., :p], out[..., p:]
+        _, off, s2 = _lstm_consts(hidden, out)
+        u = acts - off
+        deriv = s2 - u * u
+        h_prev, c_prev = _shift(hs, h0, self.reverse), _shift(cs, c0, self.reverse)
+        drive = add_tangents(tgx, tb, None if tw is None else h_prev @ tw.swapaxes(-1, -2))
+        proj = None if twr is None else rs @ twr.swapaxes(-1, -2)
+        steps, batch = out.shape[:2]
+        dh = xp.zeros((batch, p), dtype=out.dtype) if th0 is None else th0
+        dc = xp.zeros((batch, hidden), dtype=out.dtype) if tc0 is None else tc0
+        dout = xp.empty_like(out)
+        for t in _order(steps, self.reverse):
+            dz = dh @ w_hh.T
+            if drive is not None:
+                dz = dz + drive[t] if drive.ndim == 3 else dz + drive
+            di, df, dg, do = _gates(deriv[t] * dz, hidden)
+            i, f, g, o = _gates(acts[t], hidden)
+            dc_new = df * c_prev[t] + f * dc + di * g + i * dg
+            tc = tcs[t]
+            dr = do * tc + o * (1 - tc * tc) * dc_new
+            dh_new = dr if w_hr is None else dr @ w_hr.T
+            if proj is not None:
+                dh_new = dh_new + proj[t]
+            if self.mask is not None:
+                m = self.mask[t]
+                dh_new, dc_new = dh_new * m + dh * (1 - m), dc_new * m + dc * (1 - m)
+            dh, dc = dh_new, dc_new
+            dout[t, :, :p], dout[t, :, p:] = dh, dc
+        return dout
+
 
 # -- GRU -------------------------------------------------------------------------------------------
 def _gru_forward(gx, h0, w_hh, b, mask, reverse):
@@ -585,6 +649,43 @@ class GRULayer(Function):
         ggx, gh0, gw, gb = grads
         out = (ggx if need[0] else None, gh0 if need[1] else None, gw)
         return out + ((gb,) if bias is not None else ())
+
+    def jvp(self, tgx, th0, tw, *tb):
+        # forward through time: dgh = dh_{t-1} W^T + h_{t-1} dW^T + db, d(r, z) = rz (1 - rz)
+        # (dgx + dgh), dn = (1 - n^2) (dgx_n + dr gh_n + r dgh_n),
+        # dh = (1 - z) dn + dz (h_{t-1} - n) + z dh_{t-1}
+        gx, h0, w_hh, bias, out, rzs, ns, hns = self.saved
+        xp = get_xp(out)
+        hidden = out.shape[-1]
+        h_prev = _shift(out, h0, self.reverse)
+        drive_h = add_tangents(
+            tb[0] if tb else None, None if tw is None else h_prev @ tw.swapaxes(-1, -2)
+        )
+        steps, batch = out.shape[:2]
+        dh = xp.zeros((batch, hidden), dtype=out.dtype) if th0 is None else th0
+        dout = xp.empty_like(out)
+        for t in _order(steps, self.reverse):
+            dgh = dh @ w_hh.T
+            if drive_h is not None:
+                dgh = dgh + drive_h[t] if drive_h.ndim == 3 else dgh + drive_h
+            d_in = dgh[..., : 2 * hidden]
+            if tgx is not None:
+                d_in = d_in + tgx[t, :, : 2 * hidden]
+            rz = rzs[t]
+            drz = rz * (1 - rz) * d_in
+            r, z = rz[..., :hidden], rz[..., hidden:]
+            dr, dz = drz[..., :hidden], drz[..., hidden:]
+            n = ns[t]
+            dn_in = dr * hns[t] + r * dgh[..., 2 * hidden :]
+            if tgx is not None:
+                dn_in = dn_in + tgx[t, :, 2 * hidden :]
+            dn = (1 - n * n) * dn_in
+            dh_new = (1 - z) * dn + dz * (h_prev[t] - n) + z * dh
+            if self.mask is not None:
+                m = self.mask[t]
+                dh_new = dh_new * m + dh * (1 - m)
+            dh = dout[t] = dh_new
+        return dout
 
 
 # -- argument handling -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import warnings
 from collections import namedtuple
 
 from retrograd import backend
+from retrograd.autograd.forward_ad import replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
@@ -91,6 +92,14 @@ def _restore(g, in_shape, dims, keepdim):
     return dual.broadcast_to(g, in_shape)
 
 
+def _reduction_jvp(node, t, in_shape, dims, keepdim):
+    """J t of a reduction in which every input element feeds one output element: J has one
+    nonzero per column, which the rule gives at g = 1, so J t = sum over dims of t * J^T 1."""
+    ones = get_xp(t).ones(_out_shape(in_shape, dims, keepdim), dtype=t.dtype)
+    with _quiet(t):
+        return (t * node.backward(ones)).sum(axis=dims, keepdims=keepdim)
+
+
 def _float_input(x: Tensor) -> Tensor:
     """Integers and booleans promote to the default float dtype (as PyTorch's float-only ops)."""
     return x if x.data.dtype.kind in "fc" else x.to(backend.get_default_dtype())
@@ -164,6 +173,9 @@ class Sum(Function):
     def backward(self, g):
         return _restore(g, self.in_shape, self.dims, self.keepdim)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 def sum(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
     """Sum over dim (an int, a tuple, or None for all); integers and booleans sum to int64."""
@@ -217,6 +229,16 @@ class Var(Function):
         scale = 2 / self.denom if self.denom else math.inf
         with _quiet(g):
             return _restore(g, self.in_shape, dims, self.keepdim) * scale * centered
+
+    def jvp(self, t):
+        (x,) = self.saved
+        dims, n = self.dims, self.n
+        if n == 0:
+            return None
+        centered = x - x.sum(axis=dims, keepdims=True) / n
+        scale = 2 / self.denom if self.denom else math.inf
+        with _quiet(t):
+            return (t * centered).sum(axis=dims, keepdims=self.keepdim) * scale
 
 
 def _correction(name: str, x: Tensor, dim, unbiased, correction):
@@ -276,6 +298,9 @@ class AbsPow(Function):
             return g * 0.0
         return g * self.q * _abs_pow(x, self.q - 1, not self.signed)
 
+    def jvp(self, t):
+        return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
 
 def _abs_pow(x, q, signed=False):
     if isinstance(x, Tensor):
@@ -321,6 +346,9 @@ class Prod(Function):
         if dims is None:
             return g * dual.reshape(_prod_others(dual.reshape(x, (-1,)), 0), shape)
         return g * _prod_others(x, dims[0])
+
+    def jvp(self, t):
+        return _reduction_jvp(self, t, self.in_shape, self.dims, self.keepdim)
 
 
 def _prod_others(x, axis: int):
@@ -373,6 +401,9 @@ class Cumsum(Function):
             return g
         return _flip(_cumsum(_flip(g, self.axis), self.axis), self.axis)
 
+    def jvp(self, t):
+        return replay(self, t)
+
 
 def cumsum(x: Tensor, dim: int, *, dtype=None) -> Tensor:
     """Running sums along dim; integers and booleans accumulate in int64."""
@@ -405,6 +436,27 @@ class Cumprod(Function):
         if isinstance(x, Tensor):  # differentiable, O(n^2) along axis (as PyTorch's)
             return _cumprod_grad_graph(x, g, axis)
         return _cumprod_grad_zeros(x, g, out, axis)
+
+    def jvp(self, t):
+        x, out = self.saved
+        axis = self.axis
+        if x.ndim == 0 or x.size == 0:
+            return t
+        xp = get_xp(x)
+        if not (x == 0).any():
+            return out * xp.cumsum(t / x, axis=axis)
+        # with zeros: before a slice's first zero z the zero-free rule holds; from z on only the
+        # term of x_z survives, t_z * prod_{j <= i, j != z} x_j
+        x, t, out = (xp.moveaxis(a, axis, -1) for a in (x, t, out))
+        n = x.shape[-1]
+        is_zero = x == 0
+        first = xp.where(is_zero.any(-1, keepdims=True), is_zero.argmax(-1)[..., None], n)
+        idx = xp.arange(n)
+        before = idx < first
+        lead = out * xp.cumsum(xp.where(before, t / xp.where(before, x, 1), 0), axis=-1)
+        t_zero = xp.take_along_axis(t, xp.minimum(first, n - 1), axis=-1)
+        after = t_zero * xp.cumprod(xp.where(idx == first, 1, x), axis=-1)
+        return xp.moveaxis(xp.where(before, lead, after), -1, axis)
 
 
 def _cumprod_grad_zeros(x, g, out, axis: int):
@@ -478,6 +530,9 @@ class AMax(Function):
             share = hit / hit.sum(axis=dims, keepdims=True)
         return _restore(g, shape, dims, keepdim) * share
 
+    def jvp(self, t):
+        return _reduction_jvp(self, t, self.in_shape, self.dims, self.keepdim)
+
 
 class TakeAlong(Function):
     """out = x at `index` along axis (an argmax/argmin);  gx = g at index, 0 elsewhere"""
@@ -496,6 +551,9 @@ class TakeAlong(Function):
         dtype = dual.data(g).dtype
         onehot = (positions == self.index).astype(dtype)
         return _restore(g, self.in_shape, (self.axis,), self.keepdim) * onehot
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 def _reduce_extreme(name, x, dim, keepdim, largest):
@@ -622,6 +680,9 @@ class LogSumExp(Function):
                 p = get_xp(x).exp(x - _restore(out, shape, dims, keepdim))
         return _restore(g, shape, dims, keepdim) * p
 
+    def jvp(self, t):
+        return _reduction_jvp(self, t, self.in_shape, self.dims, self.keepdim)
+
 
 def logsumexp(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """log(sum(exp(x))) over dim, stable for large |x|; all -inf gives -inf."""
@@ -653,6 +714,10 @@ class Softmax(Function):
         (out,) = self.saved
         return out * (g - dual.sum(g * out, self.dims, True))
 
+    def jvp(self, t):
+        (out,) = self.saved
+        return out * (t - (t * out).sum(axis=self.dims, keepdims=True))
+
 
 class LogSoftmax(Function):
     """out = x - max - log(sum(exp(x - max)));  gx = g - softmax(x) * sum(g)"""
@@ -681,6 +746,10 @@ class LogSoftmax(Function):
         else:
             p = get_xp(out).exp(out)
         return g - p * dual.sum(g, self.dims, True)
+
+    def jvp(self, t):
+        (out,) = self.saved
+        return t - (get_xp(out).exp(out) * t).sum(axis=self.dims, keepdims=True)
 
 
 def _softmax_args(name, x, dim, dtype):
@@ -751,6 +820,11 @@ class Norm(Function):
             return g * share
         # |x|^(p-1) and out^(1-p) are 0 where PyTorch masks a 0/0 (x = 0 for p < 1, out = 0)
         return g * _abs_pow(out, 1 - p) * _abs_pow(x, p - 1, True)
+
+    def jvp(self, t):
+        if self.p == 0:
+            return None  # a count: piecewise constant
+        return _reduction_jvp(self, t, self.in_shape, self.dims, self.keepdim)
 
 
 def norm(x: Tensor, p="fro", dim=None, keepdim: bool = False, dtype=None) -> Tensor:

@@ -2,8 +2,8 @@
 
 Each step draws a random tangent v over all the parameters, takes one Jacobian-vector product
 of the loss, d = grad . v, and uses d v as the update: an unbiased estimate of the gradient with
-no backward pass (with native forward-mode AD it costs about one forward pass; here
-`retrograd.func.jvp` computes the JVP exactly by the double-vjp trick). Its variance grows with
+no backward pass (`retrograd.func.jvp` runs native forward-mode AD: about the cost of one more
+forward pass). Its variance grows with
 the number of parameters, so it learns small networks and slows down on large ones.
 """
 

@@ -152,6 +152,8 @@ def _leaf(a) -> Tensor:
 class _ReversibleFunction(Function):
     """The whole stack as one node: saves the output only; backward inverts block by block."""
 
+    tangents_from_forward = True  # forward mode: the forward's own ops carry the tangents
+
     @staticmethod
     def forward(ctx, spec, x, *params):
         ctx.spec = spec
