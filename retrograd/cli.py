@@ -614,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="runs/compare-rules", help="folder for the table and figure")
     r.add_argument("--data-root", default=None, help="folder with Fashion-MNIST IDX files")
     r.set_defaults(func=cmd_compare_rules)
+    from retrograd.bench import runner as bench
+
+    b = sub.add_parser("bench", help="retrograd next to PyTorch eager on workloads W1-W6")
+    bench.add_arguments(b)
+    b.set_defaults(func=bench.run)
     d = sub.add_parser("demo", help="demonstrations (vanishing: gradient flow in deep networks)")
     demos = d.add_subparsers(dest="demo", required=True)
     v = demos.add_parser(
