@@ -23,6 +23,7 @@ FORBIDDEN = {
     "data": {"autograd", "ops", "nn", "optim", "train", "cli", "diagnostics", "rules", "io"},
     "io": {"nn", "optim", "data", "train", "cli"},
     "utils": {"train", "cli", "optim", "data"},
+    "models": {"optim", "data", "train", "cli"},
 }
 
 

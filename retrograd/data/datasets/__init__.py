@@ -16,6 +16,14 @@ from retrograd.data.datasets.synthetic import (
     two_moons,
     xor,
 )
+from retrograd.data.datasets.text import (
+    CharCorpus,
+    CharSequences,
+    clean_text,
+    read_stdlib_text,
+    stdlib_dir,
+    stdlib_source_files,
+)
 
 __all__ = [
     "xor",
@@ -33,4 +41,10 @@ __all__ = [
     "read_idx",
     "IDXError",
     "DEBIAN_DIR",
+    "CharCorpus",
+    "CharSequences",
+    "clean_text",
+    "read_stdlib_text",
+    "stdlib_dir",
+    "stdlib_source_files",
 ]
