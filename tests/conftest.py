@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import collections
+import os
 
 import pytest
+from hypothesis import settings
+
+# CI replays the same Hypothesis examples every run (a random find must not block a landing);
+# `make fuzz` and local runs explore
+settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 COUNTS: collections.Counter = collections.Counter()
 
