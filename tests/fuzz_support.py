@@ -27,7 +27,8 @@ class Pair:
     t: torch.Tensor
     label: str
     unbind_0d: bool = False  # a 0-d output of unbind, or a view of one (see KNOWN_DIVERGENCES)
-    written_view: bool = False  # a view that was written in place (see KNOWN_DIVERGENCES)
+    written_alias: bool = False  # a view written in place, or its base (see KNOWN_DIVERGENCES)
+    no_retain: bool = False  # retain_grad() is not compared on it (see KNOWN_DIVERGENCES)
 
     def __repr__(self) -> str:
         return self.label
