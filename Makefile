@@ -27,7 +27,7 @@ test: $(BIN)/activate lint
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
 
 fuzz: $(BIN)/activate
-	RETROGRAD_FUZZ=long $(BIN)/python -m pytest -q -s tests/test_io_fuzz.py tests/test_engine_fuzz.py
+	RETROGRAD_FUZZ=long $(BIN)/python -m pytest -q -s tests/test_io_fuzz.py tests/test_engine_fuzz.py tests/test_stability_sweep.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .hypothesis
