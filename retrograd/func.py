@@ -49,6 +49,19 @@ __all__ = [
 
 
 # -- public transforms --------------------------------------------------------------------------
+
+
+def _split_aux(out, has_aux: bool, api: str):
+    """(output, aux) of a function called with has_aux=True; (out, None) otherwise."""
+    if not has_aux:
+        return out, None
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise RuntimeError(
+            f"{api}: output of function f should be a tuple: (output, aux) if has_aux is True"
+        )
+    return out
+
+
 def grad(func: Callable, argnums: int | tuple = 0, has_aux: bool = False) -> Callable:
     """The gradient of scalar-valued `func` w.r.t. the arguments `argnums`.
 
@@ -98,14 +111,7 @@ def vjp(func: Callable, *primals, has_aux: bool = False):
     with enable_grad():
         diff = _differentiable(primals, own, outer)
         out = func(*diff)
-        aux = None
-        if has_aux:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise RuntimeError(
-                    "vjp(f, *primals): output of function f should be a tuple: (output, aux) "
-                    "if has_aux is True"
-                )
-            out, aux = out
+        out, aux = _split_aux(out, has_aux, "vjp(f, *primals)")
         flat_out, out_spec = tree_flatten(out)
         _check_outputs(flat_out, "vjp(f, *primals)")
         flat_in, in_spec = tree_flatten(diff)
@@ -185,14 +191,7 @@ def _jvp_native(func, flat_p, p_spec, flat_t, has_aux, api):
         with forward_ad.dual_level():
             duals = [p if t is None else forward_ad.make_dual(p, t) for p, t in zip(flat_p, flat_t)]
             out = func(*tree_unflatten(p_spec, duals))
-            aux = None
-            if has_aux:
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError(
-                        f"{api}: output of function f should be a tuple: (output, aux) if has_aux "
-                        "is True"
-                    )
-                out, aux = out
+            out, aux = _split_aux(out, has_aux, api)
             flat_out, out_spec = tree_flatten(out)
             _check_outputs(flat_out, api)
             tangents = [o._fw_tangent for o in flat_out]
@@ -211,14 +210,7 @@ def _jvp_by_double_vjp(func, primals, flat_t, has_aux, api):
     with enable_grad():
         diff = _differentiable(primals, own, outer)
         out = func(*diff)
-        aux = None
-        if has_aux:
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise RuntimeError(
-                    f"{api}: output of function f should be a tuple: (output, aux) if has_aux "
-                    "is True"
-                )
-            out, aux = out
+        out, aux = _split_aux(out, has_aux, api)
         flat_out, out_spec = tree_flatten(out)
         _check_outputs(flat_out, api)
         flat_in, _ = tree_flatten(diff)
@@ -321,14 +313,7 @@ def jacobian(func: Callable, argnums: int | tuple = 0, has_aux: bool = False) ->
         with enable_grad():
             args, diff = _prepare(args, argnums, own, outer)
             out = func(*args, **kwargs)
-            aux = None
-            if has_aux:
-                if not (isinstance(out, tuple) and len(out) == 2):
-                    raise RuntimeError(
-                        "jacrev(f, ...)(*args): output of function f should be a tuple: "
-                        "(output, aux) if has_aux is True"
-                    )
-                out, aux = out
+            out, aux = _split_aux(out, has_aux, "jacrev(f, ...)(*args)")
             flat_out, out_spec = tree_flatten(out)
             _check_outputs(flat_out, "jacrev(f, ...)(*args)")
             flat_in, in_spec = tree_flatten(diff)
@@ -416,14 +401,7 @@ def _grad_and_value(func, argnums, has_aux, args, kwargs):
     with enable_grad():
         args, diff = _prepare(args, argnums, own, outer)
         output = func(*args, **kwargs)
-        aux = None
-        if has_aux:
-            if not (isinstance(output, tuple) and len(output) == 2):
-                raise RuntimeError(
-                    f"{api}: output of function f should be a tuple: (output, aux) if has_aux "
-                    "is True"
-                )
-            output, aux = output
+        output, aux = _split_aux(output, has_aux, api)
         _check_scalar(output, api)
         flat_in, in_spec = tree_flatten(diff)
         reach = _reaches_outside([output], own)
