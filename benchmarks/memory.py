@@ -12,7 +12,8 @@ Two workloads, each run plainly, checkpointed and reversibly:
   G = LayerNorm + feed-forward, each on 32 of the 64 features.
 
 Rows: plain; checkpoint_sequential with round(sqrt(n)) segments (PyTorch's layout: the last
-segment is not recomputed); the same segments all checkpointed; the planner's smallest-peak plan;
+segment is not recomputed); the same segments all checkpointed; the planner's plan for a budget
+of a quarter of plain's peak (two-level when no one-level plan fits); its smallest-peak plan;
 the reversible network stored (plain backprop) and reversible.
 
 Columns: "after fwd" is what the graph holds for backward when the forward ends ("graph keeps":
@@ -131,7 +132,7 @@ def measure(name, plain, rev, x, repeats: int) -> list[dict]:
     k = max(1, round(math.sqrt(n)))
     pytorch_layout = _as_plan(n, k)
     all_segments = [(s, e, True) for s, e, _ in _as_plan(n, k)]
-    smallest = _smallest_peak_plan(plain, x)
+    smallest, quarter = _planner_rows(plain, x)
     rows = []
     variants = [
         ("plain", plain, lambda h: plain(h)),
@@ -146,7 +147,12 @@ def measure(name, plain, rev, x, repeats: int) -> list[dict]:
             lambda h: checkpoint_sequential(plain, all_segments, h),
         ),
         (
-            f"checkpoint, planner min peak ({len(smallest.segments)} seg.)",
+            f"checkpoint, planner, peak/4 budget ({_describe(quarter)})",
+            plain,
+            lambda h: checkpoint_sequential(plain, quarter, h),
+        ),
+        (
+            f"checkpoint, planner min peak ({_describe(smallest)})",
             plain,
             lambda h: checkpoint_sequential(plain, smallest, h),
         ),
@@ -184,7 +190,7 @@ def measure(name, plain, rev, x, repeats: int) -> list[dict]:
         row["step_seconds"] = ts[0]
         row["step_seconds_median"] = ts[len(ts) // 2]
     base = rows[0]
-    rev_base = rows[4]
+    rev_base = next(r for r in rows if r["variant"] == "reversible net, stored")
     for r in rows:
         ref = rev_base if r["variant"].startswith("reversible") else base
         r["peak_vs_plain"] = base["peak_saved_bytes"] / max(1, r["peak_saved_bytes"])
@@ -203,13 +209,21 @@ def _rev_runner(rev, reversible: bool):
     return run
 
 
-def _smallest_peak_plan(model, x):
+def _planner_rows(model, x):
+    """The planner's plans for the smallest peak it reaches and for a quarter of plain's."""
     from retrograd.utils.checkpoint import _layers, _measure, _Model, _smallest_budget
 
     n = len(_layers(model))
     counted = not (x.grad_fn is None and x.requires_grad)
-    budget = _smallest_budget(_Model(_measure(_layers(model), x), counted), n)
-    return plan_segments(model, x, budget_bytes=budget)
+    model_ = _Model(_measure(_layers(model), x), counted)
+    smallest = plan_segments(model, x, budget_bytes=_smallest_budget(model_, n))
+    plain_peak = model_.simulate([(0, n, False)])[0]
+    return smallest, plan_segments(model, x, budget_bytes=plain_peak // 4)
+
+
+def _describe(plan) -> str:
+    nested = any(isinstance(c, list) for _, _, c in plan.segments)
+    return f"{len(plan.segments)} seg., two-level" if nested else f"{len(plan.segments)} seg."
 
 
 def _mib(b: int) -> str:
@@ -218,14 +232,14 @@ def _mib(b: int) -> str:
 
 def table(rows: list[dict]) -> str:
     head = (
-        f"| {'workload':<44} | {'variant':<38} | {'params':>8} | after fwd MiB | "
+        f"| {'workload':<44} | {'variant':<56} | {'params':>8} | after fwd MiB | "
         f"{'x less':>6} | peak MiB | {'x less':>6} | graph keeps MiB | step ms | time x |"
     )
     sep = "|" + "|".join("-" * (len(c)) for c in head.split("|")[1:-1]) + "|"
     lines = [head, sep]
     for r in rows:
         lines.append(
-            f"| {r['workload']:<44} | {r['variant']:<38} | {r['parameters']:>8} | "
+            f"| {r['workload']:<44} | {r['variant']:<56} | {r['parameters']:>8} | "
             f"{_mib(r['saved_after_forward_bytes']):>12} | {r['after_forward_vs_plain']:>6.1f} | "
             f"{_mib(r['peak_saved_bytes'])} | {r['peak_vs_plain']:>6.1f} | "
             f"{_mib(r['graph_keeps_after_forward_bytes']):>15} | "

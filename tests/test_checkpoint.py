@@ -325,3 +325,52 @@ def test_transformer_layers_with_dropout():
     gen.manual_seed(3)
     ckpt = _grads(lambda h: checkpoint_sequential(net, [(0, 1, True), (1, 2, True)], h), x, params)
     _assert_equal(plain, ckpt)
+
+
+def test_nested_plans_give_plain_gradients_with_dropout():
+    net = _mlp(depth=6, p=0.3)  # 18 layers
+    x = _x()
+    params = list(net.parameters())
+    nested = [
+        (0, 9, [(0, 3, True), (3, 6, True), (6, 9, False)]),
+        (9, 15, [(9, 12, True), (12, 15, [(12, 13, True), (13, 15, False)])]),
+        (15, 18, False),
+    ]
+    _assert_equal(
+        _grads(net, x, params),
+        _grads(lambda h: checkpoint_sequential(net, nested, h), x, params),
+    )
+
+
+def test_a_32_block_mlp_fits_a_quarter_of_its_peak_with_a_two_level_plan():
+    # the target in bytes (the time side is measured by benchmarks/memory.py): 4x less
+    net = _mlp(depth=32)  # 64 layers: 32 x (Linear, Tanh), 33 activations held when plain
+    x = _x(requires_grad=False)
+    plain = _measured_peak(net, x)
+    plan = plan_segments(net, x, budget_bytes=plain // 4)
+    assert any(isinstance(c, list) for _, _, c in plan.segments)  # no one-level plan fits
+    peak = _measured_peak(lambda h: checkpoint_sequential(net, plan, h), x)
+    assert peak == plan.predicted_peak <= plain // 4
+    checkpointed = sum(e - s for s, e, c in plan.segments if c)
+    assert plan.recomputed > checkpointed  # the nested part runs a third time
+    params = list(net.parameters())
+    _assert_equal(
+        _grads(net, x, params), _grads(lambda h: checkpoint_sequential(net, plan, h), x, params)
+    )
+
+
+@pytest.mark.parametrize(
+    "segments, message",
+    [
+        ([(0, 2, True), (3, 4, False)], "without gaps or overlaps"),
+        ([(0, 3, True), (2, 4, False)], "without gaps or overlaps"),
+        ([(0, 2, True)], "they end at 2"),
+        ([(0, 4, "yes")], "True, False or a nested plan"),
+        ([(0, 4, [(0, 2, True), (2, 3, False)])], "they end at 3"),
+        ([(0, 4)], r"\(start, end, checkpointed\)"),
+    ],
+)
+def test_malformed_plans_are_rejected(segments, message):
+    net = _mlp(depth=2)
+    with pytest.raises(ValueError, match=message):
+        checkpoint_sequential(net, segments, _x())

@@ -98,7 +98,11 @@ class Module:
     def _members(self):
         """(name, value) for attributes holding Modules/Parameters, lists and dicts expanded."""
         for name, value in self.__dict__.items():
-            yield from _expand(name, value)
+            # inline the common cases: a generator per plain attribute made every walk slow
+            if isinstance(value, (Module, Parameter)):
+                yield name, value
+            elif isinstance(value, (list, tuple, dict)) and value:
+                yield from _expand(name, value)
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         seen = set()

@@ -44,7 +44,8 @@ from retrograd.autograd import memory
 from retrograd.autograd.function import Function
 from retrograd.autograd.grad_mode import enable_grad, is_grad_enabled
 from retrograd.backend import Generator, default_generator
-from retrograd.nn.module import Module
+from retrograd.nn.module import Module, _expand
+from retrograd.nn.parameter import Parameter
 from retrograd.tensor import Tensor
 
 __all__ = ["checkpoint", "checkpoint_sequential", "plan_segments", "SegmentPlan"]
@@ -71,15 +72,17 @@ def _discover(fn, args, kwargs) -> tuple[list, list]:
         elif isinstance(obj, Generator):
             gens[id(obj)] = obj
         elif isinstance(obj, Module):
-            for m in obj.modules():
+            for m in obj.modules():  # one walk: attributes, and parameters held in lists/dicts
                 for v in vars(m).values():
                     if isinstance(v, Generator):
                         gens[id(v)] = v
-                    elif isinstance(v, Tensor) and v.requires_grad:
-                        tensors[id(v)] = v
-            for p in obj.parameters():
-                if p.requires_grad:
-                    tensors[id(p)] = p
+                    elif isinstance(v, Tensor):
+                        if v.requires_grad:
+                            tensors[id(v)] = v
+                    elif isinstance(v, (list, tuple, dict)) and v:
+                        for _, p in _expand("", v):
+                            if isinstance(p, Parameter) and p.requires_grad:
+                                tensors[id(p)] = p
         elif isinstance(obj, (list, tuple, set, frozenset)):
             for item in obj:
                 scan(item, depth + 1)
@@ -276,9 +279,12 @@ def checkpoint(fn, *args, use_reentrant=None, preserve_rng_state: bool = True, *
 class SegmentPlan:
     """Segments of a sequential model: (start, end, checkpointed) with end exclusive.
 
+    `checkpointed` is True, False (run plainly), or a nested plan: a list of segments covering
+    start..end, which the checkpointed segment runs when it is recomputed (two levels of
+    checkpointing: less memory for more recomputation).
     predicted_peak / predicted_after_forward: bytes held for backward, from the planner's dry run
     (at the peak over forward and backward, and right after the forward).
-    recomputed: how many layers the backward runs a second time.
+    recomputed: how many layer forwards the backward runs again (nested segments: twice).
     """
 
     segments: list
@@ -314,35 +320,81 @@ def _as_plan(n: int, segments) -> list:
         if start < n or not plan:
             plan.append((start, n, False))
         return plan
-    return [tuple(s) for s in segments]
+    return _check_plan(segments, 0, n)
+
+
+def _check_plan(segments, lo: int, hi: int) -> list:
+    """[(start, end, checkpointed or nested plan)] covering lo..hi in order; ValueError if not."""
+    plan, at = [], lo
+    for seg in segments:
+        try:
+            start, end, ckpt = seg
+        except (TypeError, ValueError):
+            raise ValueError(f"a segment must be (start, end, checkpointed), got {seg!r}") from None
+        if start != at or end <= start or end > hi:
+            raise ValueError(
+                f"segments must cover layers {lo}..{hi} in order without gaps or overlaps: "
+                f"got ({start}, {end}) after layer {at}"
+            )
+        if isinstance(ckpt, (list, tuple)):
+            ckpt = _check_plan(ckpt, start, end)
+        elif not isinstance(ckpt, bool):
+            raise ValueError(f"checkpointed must be True, False or a nested plan, got {ckpt!r}")
+        plan.append((start, end, ckpt))
+        at = end
+    if at != hi:
+        raise ValueError(f"segments must cover layers {lo}..{hi}: they end at {at}")
+    return plan
+
+
+def _recomputed(plan) -> int:
+    """Layer forwards the backward runs again: a nested segment's, plus its own plan's."""
+    return sum((e - s) + (_recomputed(c) if isinstance(c, list) else 0) for s, e, c in plan if c)
 
 
 def checkpoint_sequential(functions, segments, input, use_reentrant=None, **kwargs):
     """Run a sequential model, checkpointing its segments; returns the output.
 
     segments: an int (PyTorch's layout: segments-1 checkpointed chunks of len // segments, the
-    remainder run plainly), a SegmentPlan from `plan_segments`, or [(start, end, checkpointed)].
+    remainder run plainly), a SegmentPlan from `plan_segments`, or [(start, end, checkpointed)]
+    where checkpointed may itself be such a list over start..end (a nested, two-level plan).
 
     >>> y = checkpoint_sequential(net, 4, x)
+    >>> y = checkpoint_sequential(net, [(0, 6, [(0, 4, True), (4, 6, False)]), (6, 8, False)], x)
     """
     del use_reentrant
     layers = _layers(functions)
-    plan = _as_plan(len(layers), segments)
-    x = input
+    return _run_plan(layers, _as_plan(len(layers), segments), input, kwargs)
+
+
+def _run_plan(layers, plan, x, kwargs):
     for start, end, ckpt in plan:
-        segment = _Segment(layers[start:end])
+        sub = None
+        if isinstance(ckpt, list):  # nested: its plan, relative to the segment
+            sub = [(s - start, e - start, _shift(c, -start)) for s, e, c in ckpt]
+        segment = _Segment(layers[start:end], sub, kwargs)
         x = checkpoint(segment, x, **kwargs) if ckpt else segment(x)
     return x
+
+
+def _shift(ckpt, by: int):
+    if not isinstance(ckpt, list):
+        return ckpt
+    return [(s + by, e + by, _shift(c, by)) for s, e, c in ckpt]
 
 
 class _Segment(Module):
     """Layers start..end as one callable whose parameters and generators can be found."""
 
-    def __init__(self, layers) -> None:
+    def __init__(self, layers, plan=None, kwargs=None) -> None:
         super().__init__()
         self.layers = list(layers)
+        self.plan = plan  # a nested plan (indices relative to the segment) or None
+        self.kwargs = kwargs or {}
 
     def forward(self, x):
+        if self.plan is not None:
+            return _run_plan(self.layers, self.plan, x, self.kwargs)
         for layer in self.layers:
             x = layer(x)
         return x
@@ -403,7 +455,11 @@ class _Model:
         if not input_counted:  # a leaf requiring grad: its memory is not the graph's
             self.gbytes[self.group[0]] = 0
 
-    def labels(self, start: int, end: int, recompute: bool) -> dict:
+    def labels(self, start: int, end: int, fresh: str, in_key) -> dict:
+        """What layers start..end hold for backward, keyed so that one array counts once.
+
+        fresh: "b" for arrays of the forward, "r" for those of a recomputation (new arrays,
+        except the segment's input, which keeps `in_key`, the key of whoever holds it)."""
         held = {}
         g0 = self.group[start]
         for i in range(start, end):
@@ -413,21 +469,25 @@ class _Model:
                 if not flag:
                     continue
                 g = self.group[b]
-                # recomputed arrays are new ones, except the segment's input (held by the node)
-                key = ("b", g) if (not recompute or g == g0) else ("rb", g)
-                held[key] = self.gbytes[g]
+                held[in_key if g == g0 else (fresh, g)] = self.gbytes[g]
         return held
 
-    def simulate(self, plan) -> tuple[int, int]:
-        """(peak over forward and backward, bytes held right after the forward)."""
-        prefix = []  # what earlier segments hold during the backward of segment j
-        for start, end, ckpt in plan:
-            prefix.append(
-                {("b", self.group[start]): self.gbytes[self.group[start]]}
-                if ckpt
-                else self.labels(start, end, False)
-            )
-        after = {}
+    def simulate(self, plan, fresh: str = "b", in_key=None, outer=None) -> tuple[int, int]:
+        """(peak over forward and backward, bytes held right after the forward).
+
+        A nested segment's recomputation is simulated as a plan of its own, run while what the
+        outer plan holds at that moment (`outer`) stays held."""
+        outer = outer or {}
+        prefix = []  # what each segment holds from its forward until its backward
+        keys = []
+        for idx, (start, end, ckpt) in enumerate(plan):
+            key = in_key if idx == 0 and in_key is not None else (fresh, self.group[start])
+            keys.append(key)
+            if ckpt:
+                prefix.append({key: self.gbytes[self.group[start]]})
+            else:
+                prefix.append(self.labels(start, end, fresh, key))
+        after = dict(outer)
         for h in prefix:
             after.update(h)
         peak = after_forward = sum(after.values())
@@ -435,11 +495,14 @@ class _Model:
             start, end, ckpt = plan[j]
             if not ckpt:
                 continue
-            held = {}
+            held = dict(outer)
             for h in prefix[: j + 1]:
                 held.update(h)
-            held.update(self.labels(start, end, True))
-            peak = max(peak, sum(held.values()))
+            if isinstance(ckpt, list):
+                peak = max(peak, self.simulate(ckpt, "r", keys[j], held)[0])
+            else:
+                held.update(self.labels(start, end, "r", keys[j]))
+                peak = max(peak, sum(held.values()))
         return peak, after_forward
 
 
@@ -447,10 +510,13 @@ def plan_segments(model, input, budget_bytes: int | None = None) -> SegmentPlan:
     """Choose checkpoint segments for a sequential model.
 
     Measures each layer's saved bytes on a dry run (one layer's graph alive at a time; random
-    streams and buffers are put back afterwards). Without a
-    budget: round(sqrt(n)) segments in PyTorch's layout. With a budget: the plan that recomputes
-    the fewest layers (checkpointed segments first, a plain tail) whose peak of bytes held for
-    backward, over forward and backward, stays within budget_bytes; ValueError when none does.
+    streams and buffers are put back afterwards). Without a budget: round(sqrt(n)) segments in
+    PyTorch's layout. With a budget: the plan that recomputes the fewest layers (checkpointed
+    segments first, a plain tail) whose peak of bytes held for backward, over forward and
+    backward, stays within budget_bytes. When no such one-level plan fits, a two-level one: the
+    first segment, whose recomputation has the most room (only the input is held then), is
+    itself checkpointed in segments, so part of it is recomputed twice. ValueError when neither
+    fits, with the smallest peak a plan reaches.
 
     >>> plan = plan_segments(net, x, budget_bytes=8 * 2**20)
     >>> y = checkpoint_sequential(net, plan, x)
@@ -469,11 +535,11 @@ def plan_segments(model, input, budget_bytes: int | None = None) -> SegmentPlan:
             b.data[...] = data
     counted = not (input.grad_fn is None and input.requires_grad)
     model_ = _Model(costs, counted)
-    layer_bytes = [sum(model_.labels(i, i + 1, False).values()) for i in range(n)]
+    layer_bytes = [sum(model_.labels(i, i + 1, "b", ("b", i)).values()) for i in range(n)]
     if budget_bytes is None:
         plan = _as_plan(n, max(1, round(math.sqrt(n))))
     else:
-        plan = _fewest_recomputations(model_, n, budget_bytes)
+        plan = _plan_within(model_, n, budget_bytes)
         if plan is None:
             lo = _smallest_budget(model_, n)
             raise ValueError(
@@ -481,45 +547,71 @@ def plan_segments(model, input, budget_bytes: int | None = None) -> SegmentPlan:
                 f"smallest peak a plan reaches is {lo} bytes"
             )
     peak, after = model_.simulate(plan)
-    recomputed = sum(e - s for s, e, c in plan if c)
-    return SegmentPlan(plan, peak, after, recomputed, layer_bytes)
+    return SegmentPlan(plan, peak, after, _recomputed(plan), layer_bytes)
 
 
-def _fewest_recomputations(model_, n: int, budget: int):
-    """Checkpointed segments over layers [0, p) and a plain tail [p, n), p as small as possible.
+def _plan_within(model_, n: int, budget: int):
+    """The fewest-recomputation one-level plan within budget, else the best two-level one."""
+    plan = _fewest_recomputations(model_, 0, n, budget)
+    if plan is not None:
+        return plan
+    best, best_cost = None, None
+    for m in range(2, n):  # the first segment [0, m), nested; the rest one-level
+        inner = _fewest_recomputations(model_, 0, m, budget)
+        if inner is None:
+            break  # a longer first segment only holds more
+        if len(inner) < 2:
+            continue  # one plain segment: nesting it would just be a checkpoint
+        rest = _fewest_recomputations(model_, m, n, budget, held=model_.gbytes[model_.group[0]])
+        if rest is None:
+            continue
+        candidate = [(0, m, inner), *rest]
+        if model_.simulate(candidate)[0] > budget:
+            continue
+        cost = _recomputed(candidate)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = candidate, cost
+    return best
 
-    For a fixed budget, g[e] is the least sum of checkpoint inputs over segmentations of [0, e)
+
+def _fewest_recomputations(model_, lo: int, hi: int, budget: int, held: int = 0):
+    """Checkpointed segments over layers [lo, p) and a plain tail [p, hi), p as small as possible,
+    while `held` bytes (inputs of earlier segments) stay held.
+
+    For a fixed budget, g[e] is the least sum of checkpoint inputs over segmentations of [lo, e)
     whose every recomputation fits (held inputs + the segment's graph <= budget): a smaller sum
     never hurts later segments, so the dynamic programme is exact for feasibility."""
     inf = float("inf")
-    g = [inf] * (n + 1)
-    choice = [None] * (n + 1)
-    g[0] = 0
-    for s in range(n):
+    g = {e: inf for e in range(lo, hi + 1)}
+    choice = {}
+    g[lo] = held
+    for s in range(lo, hi):
         if g[s] == inf:
             continue
         in_cost = model_.gbytes[model_.group[s]]
-        for e in range(s + 1, n + 1):
-            held = {("b", model_.group[s]): in_cost}
-            held.update(model_.labels(s, e, True))
-            if g[s] + sum(held.values()) > budget:
+        key = ("b", model_.group[s])
+        for e in range(s + 1, hi + 1):
+            here = {key: in_cost}
+            here.update(model_.labels(s, e, "r", key))
+            if g[s] + sum(here.values()) > budget:
                 break  # longer segments only hold more
             if g[s] + in_cost < g[e]:
                 g[e] = g[s] + in_cost
                 choice[e] = s
-    for p in range(n + 1):
+    outer = {("held",): held} if held else None
+    for p in range(lo, hi + 1):
         if g[p] == inf:
             continue
         plan = []
         e = p
-        while e > 0:
+        while e > lo:
             s = choice[e]
             plan.append((s, e, True))
             e = s
         plan.reverse()
-        if p < n or not plan:
-            plan.append((p, n, False))
-        peak, _ = model_.simulate(plan)
+        if p < hi or not plan:
+            plan.append((p, hi, False))
+        peak, _ = model_.simulate(plan, outer=outer)
         if peak <= budget:
             return plan
     return None
@@ -530,7 +622,7 @@ def _smallest_budget(model_, n: int) -> int:
     lo = 0
     while lo < hi:
         mid = (lo + hi) // 2
-        if _fewest_recomputations(model_, n, mid) is None:
+        if _plan_within(model_, n, mid) is None:
             lo = mid + 1
         else:
             hi = mid
