@@ -468,3 +468,59 @@ def test_retrograd_module_parameters_train():
         opt.step()
     assert loss.item() < 1e-6
     np.testing.assert_allclose(w.data, [1.0, -2.0, 0.5], atol=1e-3)
+
+
+def _large_run(name, kwargs, shape, dtype, steps=3):
+    """Parameters big enough for the chunked update (and a small one), fixed gradients."""
+    rng = np.random.default_rng(7)
+    params = [Parameter(rg.tensor(rng.standard_normal(s).astype(dtype))) for s in (shape, (5,))]
+    grads = [[rng.standard_normal(p.shape).astype(dtype) for p in params] for _ in range(steps)]
+    opt = getattr(optim, name)(params, **kwargs)
+    for step in grads:
+        for p, g in zip(params, step):
+            p.grad = rg.tensor(g)
+        opt.step()
+    return [p.data for p in params], opt.state_dict()
+
+
+@pytest.mark.parametrize("case", CASES, ids=_case_id)
+def test_chunked_update_of_large_parameters_is_bitwise_the_whole_array_update(case, monkeypatch):
+    """Large parameters are updated in flat chunks (no full-size temporaries); the bits equal the
+    whole-array form, which small parameters keep. 600x701: not a multiple of the chunk."""
+    import retrograd.optim.optimizer as base
+    import retrograd.optim.sgd as sgd
+
+    name, kwargs = case
+    assert 600 * 701 >= base._LARGE
+    chunked, state = _large_run(name, kwargs, (600, 701), np.float64)
+    monkeypatch.setattr(base, "_LARGE", 1 << 62)
+    monkeypatch.setattr(sgd, "_LARGE", 1 << 62)
+    whole, state_whole = _large_run(name, kwargs, (600, 701), np.float64)
+    for a, b in zip(chunked, whole):
+        np.testing.assert_array_equal(a, b)
+    for key, s in state["state"].items():
+        for k, v in s.items():
+            np.testing.assert_array_equal(np.asarray(v), np.asarray(state_whole["state"][key][k]))
+
+
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("SGD", dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.1)),
+        ("Adam", dict(lr=0.01, amsgrad=True)),
+        ("RMSprop", dict(lr=0.01, centered=True, momentum=0.5)),
+    ],
+)
+def test_chunked_update_with_the_large_chunk_size(name, kwargs, monkeypatch):
+    import retrograd.optim.optimizer as base
+    import retrograd.optim.sgd as sgd
+
+    shape = (2048, 1025)  # >= 8 chunks of the large size, in float32
+    assert base._chunk_size(2048 * 1025) == base._CHUNK
+    chunked, _ = _large_run(name, kwargs, shape, np.float32, steps=2)
+    monkeypatch.setattr(base, "_LARGE", 1 << 62)
+    monkeypatch.setattr(sgd, "_LARGE", 1 << 62)
+    whole, _ = _large_run(name, kwargs, shape, np.float32, steps=2)
+    for a, b in zip(chunked, whole):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)

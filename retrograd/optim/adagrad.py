@@ -8,6 +8,7 @@ from retrograd.optim.optimizer import (
     ParamsT,
     _check,
     _effective_grad,
+    _pieces,
     _scalar_state,
     _wrap,
 )
@@ -63,11 +64,12 @@ class Adagrad(Optimizer):
         step_t = state["step"].data
         step_t += 1
         clr = float(group["lr"]) / (1 + (float(step_t) - 1) * float(group["lr_decay"]))
-        g = _effective_grad(g, p, group["weight_decay"], group["maximize"])
-        state_sum = state["sum"].data
-        state_sum += g * g
-        std = xp.sqrt(state_sum, out=xp.empty_like(p))
-        std += float(group["eps"])
-        xp.divide(g, std, out=std)
-        std *= clr
-        p -= std
+        weight_decay, maximize, eps = group["weight_decay"], group["maximize"], float(group["eps"])
+        for pc, gc, state_sum in _pieces(p, g, state["sum"].data):
+            gc = _effective_grad(gc, pc, weight_decay, maximize)
+            state_sum += gc * gc
+            std = xp.sqrt(state_sum, out=xp.empty_like(pc))
+            std += eps
+            xp.divide(gc, std, out=std)
+            std *= clr
+            pc -= std

@@ -9,6 +9,7 @@ from retrograd.optim.optimizer import (
     _check,
     _effective_grad,
     _lerp_,
+    _pieces,
     _scalar_state,
     _zeros_like,
 )
@@ -73,25 +74,33 @@ class Adam(Optimizer):
         lr, eps, weight_decay = float(group["lr"]), float(group["eps"]), group["weight_decay"]
         beta1, beta2 = (float(b) for b in group["betas"])
         step = _step(state)
-        if weight_decay != 0 and group["decoupled_weight_decay"]:
-            p *= 1 - lr * weight_decay
+        decay = (
+            1 - lr * weight_decay if weight_decay != 0 and group["decoupled_weight_decay"] else 1
+        )
+        if decay != 1:
             weight_decay = 0
-        g = _effective_grad(g, p, weight_decay, group["maximize"])
-        exp_avg, exp_avg_sq = state["exp_avg"].data, state["exp_avg_sq"].data
-        _lerp_(exp_avg, g, 1 - beta1)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * g * g
-        if group["amsgrad"]:
-            max_sq = state["max_exp_avg_sq"].data
-            xp.maximum(max_sq, exp_avg_sq, out=max_sq)
-            denom = xp.sqrt(max_sq, out=xp.empty_like(p))
-        else:
-            denom = xp.sqrt(exp_avg_sq, out=xp.empty_like(p))
-        denom /= (1 - beta2**step) ** 0.5
-        denom += eps
-        xp.divide(exp_avg, denom, out=denom)
-        denom *= lr / (1 - beta1**step)
-        p -= denom
+        maximize, amsgrad = group["maximize"], group["amsgrad"]
+        bias2, step_size = (1 - beta2**step) ** 0.5, lr / (1 - beta1**step)
+        arrays = [p, g, state["exp_avg"].data, state["exp_avg_sq"].data]
+        if amsgrad:
+            arrays.append(state["max_exp_avg_sq"].data)
+        for pc, gc, exp_avg, exp_avg_sq, *max_sq in _pieces(*arrays):
+            if decay != 1:
+                pc *= decay
+            gc = _effective_grad(gc, pc, weight_decay, maximize)
+            _lerp_(exp_avg, gc, 1 - beta1)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * gc * gc
+            if amsgrad:
+                xp.maximum(max_sq[0], exp_avg_sq, out=max_sq[0])
+                denom = xp.sqrt(max_sq[0], out=xp.empty_like(pc))
+            else:
+                denom = xp.sqrt(exp_avg_sq, out=xp.empty_like(pc))
+            denom /= bias2
+            denom += eps
+            xp.divide(exp_avg, denom, out=denom)
+            denom *= step_size
+            pc -= denom
 
 
 class AdamW(Adam):
@@ -160,16 +169,19 @@ class Adamax(Optimizer):
         xp = get_xp(p)
         beta1, beta2 = (float(b) for b in group["betas"])
         step = _step(state)
-        g = _effective_grad(g, p, group["weight_decay"], group["maximize"])
-        exp_avg, exp_inf = state["exp_avg"].data, state["exp_inf"].data
-        _lerp_(exp_avg, g, 1 - beta1)
-        exp_inf *= beta2
-        norm = xp.abs(g, out=xp.empty_like(p))
-        norm += float(group["eps"])
-        xp.maximum(exp_inf, norm, out=exp_inf)
-        xp.divide(exp_avg, exp_inf, out=norm)
-        norm *= float(group["lr"]) / (1 - beta1**step)
-        p -= norm
+        weight_decay, maximize, eps = group["weight_decay"], group["maximize"], float(group["eps"])
+        step_size = float(group["lr"]) / (1 - beta1**step)
+        arrays = (p, g, state["exp_avg"].data, state["exp_inf"].data)
+        for pc, gc, exp_avg, exp_inf in _pieces(*arrays):
+            gc = _effective_grad(gc, pc, weight_decay, maximize)
+            _lerp_(exp_avg, gc, 1 - beta1)
+            exp_inf *= beta2
+            norm = xp.abs(gc, out=xp.empty_like(pc))
+            norm += eps
+            xp.maximum(exp_inf, norm, out=exp_inf)
+            xp.divide(exp_avg, exp_inf, out=norm)
+            norm *= step_size
+            pc -= norm
 
 
 class NAdam(Optimizer):
@@ -217,21 +229,30 @@ class NAdam(Optimizer):
         beta1, beta2 = (float(b) for b in group["betas"])
         momentum_decay = float(group["momentum_decay"])
         step = _step(state)
-        if weight_decay != 0 and group["decoupled_weight_decay"]:
-            p *= 1 - lr * weight_decay
+        decay = (
+            1 - lr * weight_decay if weight_decay != 0 and group["decoupled_weight_decay"] else 1
+        )
+        if decay != 1:
             weight_decay = 0
-        g = _effective_grad(g, p, weight_decay, group["maximize"])
+        maximize, eps = group["maximize"], float(group["eps"])
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
         mu_product = state["mu_product"].data
         mu_product *= mu  # kept in the scalar dtype, as PyTorch does
         mu_product = float(mu_product)
-        exp_avg, exp_avg_sq = state["exp_avg"].data, state["exp_avg_sq"].data
-        _lerp_(exp_avg, g, 1 - beta1)
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * g * g
-        denom = xp.divide(exp_avg_sq, 1 - beta2**step, out=xp.empty_like(p))
-        xp.sqrt(denom, out=denom)
-        denom += float(group["eps"])
-        p -= (lr * (1.0 - mu) / (1.0 - mu_product)) * (g / denom)
-        p -= (lr * mu_next / (1.0 - mu_product * mu_next)) * (exp_avg / denom)
+        bias2 = 1 - beta2**step
+        grad_size = lr * (1.0 - mu) / (1.0 - mu_product)
+        avg_size = lr * mu_next / (1.0 - mu_product * mu_next)
+        arrays = (p, g, state["exp_avg"].data, state["exp_avg_sq"].data)
+        for pc, gc, exp_avg, exp_avg_sq in _pieces(*arrays):
+            if decay != 1:
+                pc *= decay
+            gc = _effective_grad(gc, pc, weight_decay, maximize)
+            _lerp_(exp_avg, gc, 1 - beta1)
+            exp_avg_sq *= beta2
+            exp_avg_sq += (1 - beta2) * gc * gc
+            denom = xp.divide(exp_avg_sq, bias2, out=xp.empty_like(pc))
+            xp.sqrt(denom, out=denom)
+            denom += eps
+            pc -= grad_size * (gc / denom)
+            pc -= avg_size * (exp_avg / denom)

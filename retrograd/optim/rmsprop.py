@@ -9,6 +9,7 @@ from retrograd.optim.optimizer import (
     _check,
     _effective_grad,
     _lerp_,
+    _pieces,
     _scalar_state,
     _zeros_like,
 )
@@ -62,22 +63,29 @@ class RMSprop(Optimizer):
         xp = get_xp(p)
         alpha, momentum, lr = float(group["alpha"]), float(group["momentum"]), float(group["lr"])
         state["step"].data += 1
-        g = _effective_grad(g, p, group["weight_decay"], group["maximize"])
-        square_avg = state["square_avg"].data
-        square_avg *= alpha
-        square_avg += (1 - alpha) * g * g
-        if group["centered"]:
-            grad_avg = state["grad_avg"].data
-            _lerp_(grad_avg, g, 1 - alpha)
-            avg = xp.subtract(square_avg, grad_avg * grad_avg, out=xp.empty_like(p))
-            xp.sqrt(avg, out=avg)
-        else:
-            avg = xp.sqrt(square_avg, out=xp.empty_like(p))
-        avg += float(group["eps"])
-        xp.divide(g, avg, out=avg)
+        weight_decay, maximize, eps = group["weight_decay"], group["maximize"], float(group["eps"])
+        centered = group["centered"]
+        arrays = [p, g, state["square_avg"].data]
+        if centered:
+            arrays.append(state["grad_avg"].data)
         if momentum > 0:
-            buf = state["momentum_buffer"].data
-            buf *= momentum
-            buf += avg
-            avg = buf
-        p -= lr * avg
+            arrays.append(state["momentum_buffer"].data)
+        for pc, gc, square_avg, *rest in _pieces(*arrays):
+            gc = _effective_grad(gc, pc, weight_decay, maximize)
+            square_avg *= alpha
+            square_avg += (1 - alpha) * gc * gc
+            if centered:
+                grad_avg = rest[0]
+                _lerp_(grad_avg, gc, 1 - alpha)
+                avg = xp.subtract(square_avg, grad_avg * grad_avg, out=xp.empty_like(pc))
+                xp.sqrt(avg, out=avg)
+            else:
+                avg = xp.sqrt(square_avg, out=xp.empty_like(pc))
+            avg += eps
+            xp.divide(gc, avg, out=avg)
+            if momentum > 0:
+                buf = rest[-1]
+                buf *= momentum
+                buf += avg
+                avg = buf
+            pc -= lr * avg

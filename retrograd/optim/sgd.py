@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from retrograd.backend import get_xp
-from retrograd.optim.optimizer import Optimizer, ParamsT, _check, _effective_grad, _wrap
+from retrograd.optim.optimizer import (
+    _LARGE,
+    Optimizer,
+    ParamsT,
+    _check,
+    _chunk_size,
+    _effective_grad,
+    _pieces,
+    _wrap,
+)
 
 
 class SGD(Optimizer):
@@ -41,14 +50,42 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _update(self, p, g, state, group) -> None:
-        g = _effective_grad(g, p, group["weight_decay"], group["maximize"])
-        momentum = float(group["momentum"])
-        if momentum != 0:
-            buf = state.get("momentum_buffer")
-            if buf is None:  # the first step starts the buffer at the gradient, undamped
-                buf = state["momentum_buffer"] = _wrap(get_xp(p).array(g, copy=True))
+        lr, momentum = float(group["lr"]), float(group["momentum"])
+        weight_decay, maximize = group["weight_decay"], group["maximize"]
+        if momentum == 0 and weight_decay == 0 and not maximize:
+            if p.size < _LARGE:
+                p -= lr * g
             else:
-                buf.data *= momentum
-                buf.data += (1 - float(group["dampening"])) * g
-            g = g + momentum * buf.data if group["nesterov"] else buf.data
-        p -= float(group["lr"]) * g
+                _plain_step(p, g, lr)
+            return
+        if momentum == 0:
+            for pc, gc in _pieces(p, g):
+                pc -= lr * _effective_grad(gc, pc, weight_decay, maximize)
+            return
+        damp, nesterov = 1 - float(group["dampening"]), group["nesterov"]
+        buf = state.get("momentum_buffer")
+        first = buf is None
+        if first:  # the first step starts the buffer at the gradient, undamped
+            buf = state["momentum_buffer"] = _wrap(get_xp(p).empty_like(g, order="C"))
+        for pc, gc, bc in _pieces(p, g, buf.data):
+            gc = _effective_grad(gc, pc, weight_decay, maximize)
+            if first:
+                bc[...] = gc
+            else:
+                bc *= momentum
+                bc += damp * gc
+            pc -= lr * (gc + momentum * bc if nesterov else bc)
+
+
+def _plain_step(p, g, lr: float) -> None:
+    """p -= lr * g for a large parameter, through one small scratch buffer."""
+    pieces = _pieces(p, g)
+    if type(pieces) is tuple:
+        p -= lr * g
+        return
+    xp = get_xp(p)
+    scratch = xp.empty(_chunk_size(p.size), dtype=xp.result_type(g, lr))
+    for pc, gc in pieces:
+        s = scratch[: pc.size]
+        xp.multiply(gc, lr, out=s)
+        pc -= s
