@@ -17,7 +17,8 @@ of a quarter of plain's peak (two-level when no one-level plan fits); its smalle
 the reversible network stored (plain backprop) and reversible.
 
 Columns: "after fwd" is what the graph holds for backward when the forward ends ("graph keeps":
-that plus every primitive node's output array, which the graph keeps alive too); "peak" also
+that plus the output arrays nodes still hold: only where a rule reads its output, or under
+retrograd.diagnostics.keep_values); "peak" also
 samples every recomputation inside the backward (held inputs + the recomputed segment's graph),
 i.e. the peak of bytes held for backward over the whole step (retrograd.autograd.memory). Step
 time: the fastest of `--repeats` steps (forward + backward, float32, CPU), the variants taking
@@ -216,9 +217,11 @@ def _planner_rows(model, x):
     n = len(_layers(model))
     counted = not (x.grad_fn is None and x.requires_grad)
     model_ = _Model(_measure(_layers(model), x), counted)
-    smallest = plan_segments(model, x, budget_bytes=_smallest_budget(model_, n))
+    lowest = _smallest_budget(model_, n)
+    smallest = plan_segments(model, x, budget_bytes=lowest)
     plain_peak = model_.simulate([(0, n, False)])[0]
-    return smallest, plan_segments(model, x, budget_bytes=plain_peak // 4)
+    # a small model may not fit a quarter at all: then the smallest peak it reaches
+    return smallest, plan_segments(model, x, budget_bytes=max(plain_peak // 4, lowest))
 
 
 def _describe(plan) -> str:
@@ -281,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(rows))
     print(
         "\n'x less': plain's bytes / the variant's (reversible rows too: against the plain "
-        "network). 'graph keeps': the saved arrays plus every primitive's output, which the graph\n"
-        "also keeps alive (node._out). 'time x': step time / plain's (reversible: / its stored "
-        "version's)."
+        "network). 'graph keeps': the saved arrays plus the outputs nodes still hold\n"
+        "(node._out, kept where a rule reads it). 'time x': step time / plain's (reversible: / "
+        "its stored version's)."
     )
     if args.json:
         os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)

@@ -153,6 +153,13 @@ class Tensor:
         """A tensor sharing the data, cut from the graph."""
         t = Tensor._make(self.data, False, None, 0)
         t._version = self._version
+        # a write through t regenerates the views of self's base (mutation.written)
+        base = self._view_base
+        if base is None:
+            alias = self.__dict__.get("_alias_of")
+            base = self if alias is None else alias()
+        if base is not None:
+            t.__dict__["_alias_of"] = weakref.ref(base)
         return t
 
     def detach_(self) -> Tensor:

@@ -565,3 +565,51 @@ def test_causal_mask_in_multihead_attention():
     d = rmod(x, x, x, attn_mask=A.causal_mask(4, dtype=rg.float32), need_weights=False)[0]
     for other in (b, c, d):
         np.testing.assert_allclose(a.data, other.data, atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [A._CAUSAL_BLOCK_MIN, A._CAUSAL_BLOCK_MIN + 1])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_causal_attention_in_query_blocks_matches_torch(length, dtype):
+    """Long causal attention runs in two query blocks (the masked quarter skipped): values and
+    gradients as PyTorch's, broadcast leading dims included."""
+    assert A._causal_blocks(length, length) is not None  # the blocked path is the one tested
+    rng = np.random.default_rng(3)
+    shapes = ((2, 1, length, 8), (1, 2, length, 8), (2, 2, length, 5))
+    pairs = [_pair(rng.standard_normal(s).astype(dtype)) for s in shapes]
+    r_in, t_in = [p[0] for p in pairs], [p[1] for p in pairs]
+    w = rng.standard_normal((2, 2, length, 5)).astype(dtype)
+    ro = A.scaled_dot_product_attention(*r_in, is_causal=True)
+    to = TF.scaled_dot_product_attention(*t_in, is_causal=True)
+    tol = dict(atol=1e-10, rtol=1e-9) if dtype == np.float64 else GRAD
+    np.testing.assert_allclose(ro.data, to.detach().numpy(), **tol)
+    (ro * rg.tensor(w)).sum().backward()
+    (to * torch.tensor(w)).sum().backward()
+    for r, t in zip(r_in, t_in):
+        np.testing.assert_allclose(r.grad.data, t.grad.numpy(), **tol)
+
+
+def test_causal_attention_in_query_blocks_passes_gradcheck():
+    n = A._CAUSAL_BLOCK_MIN
+    rng = np.random.default_rng(4)
+    args = [rg.tensor(rng.standard_normal((1, n, 3)), requires_grad=True) for _ in range(3)]
+    f = lambda q, k, v: A.scaled_dot_product_attention(q, k, v, is_causal=True)  # noqa: E731
+    assert rg.autograd.gradcheck(f, args, fast_mode=True)
+    assert rg.autograd.gradgradcheck(f, args, fast_mode=True)
+
+
+def test_multihead_attention_with_a_long_causal_mask_matches_torch():
+    """A constant causal mask is recognised and run by the blocked causal path."""
+    n = A._CAUSAL_BLOCK_MIN
+    rmod, tmod = _mha_pair(8, 2)
+    x = np.random.default_rng(5).standard_normal((n, 2, 8)).astype(np.float32)
+    rx, tx = _pair(x)
+    mask = torch.triu(torch.ones(n, n, dtype=torch.bool), diagonal=1)
+    for rmask in (~A.causal_mask(n), A.causal_mask(n, dtype=rg.float32)):
+        rx.grad = None
+        tx.grad = None
+        ro = rmod(rx, rx, rx, attn_mask=rmask, need_weights=False)[0]
+        to = tmod(tx, tx, tx, attn_mask=mask, need_weights=False)[0]
+        np.testing.assert_allclose(ro.data, to.detach().numpy(), atol=1e-5, rtol=1e-4)
+        ro.sum().backward()
+        to.sum().backward()
+        np.testing.assert_allclose(rx.grad.data, tx.grad.numpy(), **GRAD)

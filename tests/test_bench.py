@@ -148,3 +148,27 @@ def test_mlp_flops():
     # forward 2*B*in*out per layer; backward twice that, but the first layer has no input grad
     assert mlp_flops(256, (1024, 4096)) == 2 * 2 * 256 * 1024 * 4096
     assert mlp_flops(2, (3, 4, 5)) == 2 * 2 * 3 * 4 * 2 + 3 * 2 * 2 * 4 * 5
+
+
+def test_memory_benchmark_quick(tmp_path, capsys):
+    """benchmarks/memory.py --quick runs every variant and writes its rows."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "memory.py"
+    spec = importlib.util.spec_from_file_location("memory_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "memory.json"
+    assert module.main(["--quick", "--repeats", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    variants = {r["variant"].split(" (")[0] for r in rows}
+    assert (
+        "checkpoint, planner, peak/4 budget" in variants
+        and "reversible net, reversible" in variants
+    )
+    plain = {r["workload"]: r["peak_saved_bytes"] for r in rows if r["variant"] == "plain"}
+    for r in rows:
+        if r["variant"].startswith("checkpoint, planner"):
+            assert r["peak_saved_bytes"] < plain[r["workload"]]
+    assert "x less" in capsys.readouterr().out

@@ -405,3 +405,56 @@ def test_custom_function_minimal():
     assert y.grad_fn is not None
     y.sum().backward()
     assert x.grad.item() == 12.0
+
+
+# -- backward(inputs=...) runs an input's own node as PyTorch runs the last node of its op -------
+@pytest.mark.parametrize(
+    "xshape, yshape",
+    [
+        ((2,), (2,)),
+        ((3, 2), (2,)),
+        ((3, 2), (2, 3)),
+        ((2,), (2, 3)),
+        ((2,), (2, 2, 3)),
+        ((2, 3, 2), (2,)),
+        ((2, 3, 2), (2, 4)),
+        ((2, 3, 2), (2, 2, 3)),
+    ],
+)
+def test_backward_inputs_own_node_of_matmul_frees_as_pytorch(xshape, yshape):
+    # y = c @ leaf, then y.backward(inputs=[y]) without retain_graph: PyTorch runs only y's own
+    # node, MmBackward (dot, mv, mm: its saved tensors are freed and a second backward raises)
+    # or, for the other ranks, the squeeze/_unsafe_view after the product (nothing is freed)
+    rng = np.random.default_rng(0)
+    c, leaf = rng.standard_normal(xshape), rng.standard_normal(yshape)
+    results = []
+    for lib in (torch, rg):
+        x = lib.tensor(c, dtype=lib.float64)
+        w = lib.tensor(leaf, dtype=lib.float64, requires_grad=True)
+        y = x @ w
+        y.backward(lib.ones(y.shape, dtype=lib.float64), inputs=[y])
+        np.testing.assert_array_equal(y.grad.numpy(), np.ones(y.shape))
+        try:
+            y.sum().backward()
+        except RuntimeError as e:
+            assert "backward through the graph a second time" in str(e)
+            results.append(None)
+        else:
+            results.append(w.grad.numpy())
+    if results[0] is None:
+        assert results[1] is None, "PyTorch raised on the second backward; retrograd did not"
+    else:
+        assert results[1] is not None, "retrograd raised on the second backward; PyTorch did not"
+        np.testing.assert_allclose(results[1], results[0], rtol=1e-12)
+    single_node = (len(xshape), len(yshape)) in ((1, 1), (2, 1), (2, 2))  # dot, mv, mm
+    assert (results[0] is None) == single_node
+
+
+def test_backward_inputs_own_node_of_bmm_is_freed():
+    # torch.bmm is one node (BmmBackward0), unlike matmul of the same ranks
+    x = rg.tensor(np.ones((2, 2, 3)))
+    w = rg.tensor(np.ones((2, 3, 3)), requires_grad=True)
+    y = rg.bmm(x, w)
+    y.backward(rg.ones(y.shape, dtype=rg.float64), inputs=[y])
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        y.sum().backward()

@@ -12,7 +12,7 @@ import pytest
 
 import retrograd as rg
 from retrograd import nn
-from retrograd.diagnostics import explain, expression, network, textbook_network
+from retrograd.diagnostics import explain, expression, keep_values, network, textbook_network
 from retrograd.diagnostics.explain import RULES, Explanation
 
 # -- Matt Mazur's "A Step by Step Backpropagation Example", by hand --------------------------------
@@ -309,7 +309,8 @@ def _sequential(seed=0):
 
 def test_sequential_with_mse_matches_a_numpy_hand_computation():
     model, x, target = _sequential()
-    loss = nn.functional.mse_loss(model(x), target)
+    with keep_values():  # every intermediate value is checked below
+        loss = nn.functional.mse_loss(model(x), target)
     e = explain(loss, params=model, lr=0.1, names={"x": x, "target": target})
     W1, b1 = model[0].weight.detach().numpy(), model[0].bias.detach().numpy()
     W2, b2 = model[2].weight.detach().numpy(), model[2].bias.detach().numpy()
@@ -337,7 +338,45 @@ def test_sequential_with_mse_matches_a_numpy_hand_computation():
     text = e.to_text()
     assert "dL/dW = g^T x, dL/dx = g W, dL/db = sum g" in text
     assert "..." in text  # large arrays are truncated
-    assert "target" in e.step([s.label for s in e.steps if s.op == "Sub"][0]).formula
+    (mse,) = [s for s in e.steps if s.op == "SquaredError"]  # mse_loss is one fused node
+    assert e.step(mse.label).formula == f"{mse.label} = mse_loss({linear[1].label}, target)"
+    assert "2(a - b)/N" in mse.rule
+    np.testing.assert_allclose(mse.edges[0].local, 2 * (out - T) / out.size, rtol=1e-12)
+
+
+def test_values_not_kept_outside_keep_values_are_named():
+    """Recorded without keep_values(), a node keeps its output only when its rule reads it:
+    explain still gives every gradient and local derivative, the loss and the named values,
+    and says which values it lacks."""
+    model, x, target = _sequential()
+    loss = nn.functional.mse_loss(model(x), target)
+    with keep_values():
+        kept = nn.functional.mse_loss(model(x), target)
+    e = explain(loss, params=model, lr=0.1, names={"x": x, "target": target})
+    full = explain(kept, params=model, lr=0.1, names={"x": x, "target": target})
+    assert float(e.loss) == float(full.loss)
+    for p, q in zip(e.params, full.params):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    for s, t in zip(e.steps, full.steps):
+        assert s.label == t.label and s.op == t.op and s.formula == t.formula
+        np.testing.assert_array_equal(s.incoming, t.incoming)
+        for a, b in zip(s.edges, t.edges):
+            np.testing.assert_array_equal(a.local, b.local)  # from the incoming gradient
+        if s.value is not None:
+            np.testing.assert_array_equal(s.value, t.value)
+    assert e.value(e.loss_label) == pytest.approx(float(full.loss))  # the loss is always there
+    linear = [s for s in e.steps if s.op == "Linear"]
+    assert linear[0].value is None  # Linear's rule does not read its output
+    sig = [s for s in e.steps if s.op == "Sigmoid"]
+    assert sig[0].value is not None  # Sigmoid's does: it is kept
+    assert linear[0].label in e.missing_values and not full.missing_values
+    text = e.to_text()
+    assert "Values not kept: " in text and "keep_values()" in text
+    assert "Values not kept" not in full.to_text()
+    # a named intermediate shows its value: the caller holds the tensor
+    h = model[0](x)
+    named = explain((h * 2.0).sum(), names={"h": h})
+    np.testing.assert_array_equal(named.value("h"), h.detach().numpy())
 
 
 def test_cross_entropy_rule_and_local_derivative():

@@ -205,9 +205,14 @@ def test_write_into_broadcast_view_raises():
     with pytest.raises(RuntimeError, match="^unsupported operation: more than one element"):
         x.add_(1)
     with pytest.raises(RuntimeError, match="^unsupported operation: more than one element"):
-        x[0] = 1.0
-    with pytest.raises(RuntimeError, match="^unsupported operation: more than one element"):
         torch.zeros(1).expand(3).add_(1)
+    x[0] = 1.0  # the written region, one element, has no overlap: PyTorch writes
+    tx = torch.zeros(1).expand(3)
+    tx[0] = 1.0
+    assert x.tolist() == tx.tolist() == [1.0, 1.0, 1.0]
+    x.zero_()  # every element gets one value: PyTorch writes
+    tx.zero_()
+    assert x.tolist() == tx.tolist() == [0.0, 0.0, 0.0]
 
 
 def test_masked_fill_in_place_matches_torch():
@@ -405,3 +410,66 @@ def test_view_made_without_grad_shares_the_version_counter():
     v = x.reshape(2, 1)
     v.add_(1)
     assert x._version_counter == 1 and x.tolist() == [2.0, 3.0]
+
+
+# -- views after in-place writes: PyTorch's view replay (issue 6) ----------------------------------
+@pytest.mark.parametrize("lib", [rg, torch], ids=["retrograd", "torch"])
+def test_a_view_regenerates_after_a_write_through_a_detached_alias(lib):
+    w = lib.tensor([1.0, 2.0, 3.0], dtype=lib.float64, requires_grad=True)
+    v = w.view(1, 3)
+    old = v * 1  # recorded from v's first history
+    w.detach().mul_(2)  # no graph, but the shared version changed
+    v.retain_grad()  # on v's regenerated grad_fn, which `old` does not use
+    (g,) = lib.autograd.grad(old.sum(), [w])
+    np.testing.assert_array_equal(np.asarray(g.tolist()), [1.0, 1.0, 1.0])
+    assert v.grad is None
+
+
+@pytest.mark.parametrize("lib", [rg, torch], ids=["retrograd", "torch"])
+def test_views_of_a_written_view_and_its_base_get_the_new_history(lib):
+    leaf = lib.tensor([1.0, 2.0, 3.0, 4.0], dtype=lib.float64, requires_grad=True)
+    base = leaf * 1
+    a, b = base[:2], base[1:]
+    a.mul_(leaf[:2])  # base[0:2] *= leaf[0:2]
+    ((a * 5).sum() + (b * 7).sum() + (base * 3).sum()).backward()
+    # d/dleaf: (5 + 3) * 2 leaf on [0, 1] from a, (7 * 2 leaf) on [1], 7 + 3 on [2, 3]
+    np.testing.assert_allclose(
+        np.asarray(leaf.grad.tolist()), [16.0, 4 * 8 + 7 * 4, 10.0, 10.0], rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("split", ["unbind", "split", "chunk"])
+def test_in_place_into_a_multi_output_view_raises(split):
+    for lib in (rg, torch):
+        base = lib.ones((2, 3), dtype=lib.float64, requires_grad=True) * 1
+        pieces = {"unbind": base.unbind(0), "split": base.split(1), "chunk": base.chunk(2)}
+        with pytest.raises(RuntimeError, match="returns multiple views"):
+            pieces[split][0].mul_(2)
+        other = (base.unbind(0), base.split(1), base.chunk(2))[0 if split == "unbind" else 1][1]
+        base.mul_(2)  # the pieces' base changed: every later use of them raises
+        with pytest.raises(RuntimeError, match="returns multiple views"):
+            other.sum()
+
+
+def test_non_leaf_inputs_of_backward_get_their_grad():
+    x, tx = _pair([1.0, 2.0])
+    y, ty = x * 2, tx * 2
+    y.exp().sum().backward(inputs=[y])
+    ty.exp().sum().backward(inputs=[ty])
+    _close(y.grad, ty.grad)
+    assert x.grad is None and tx.grad is None
+
+
+@pytest.mark.parametrize(
+    "write", [lambda x, v: x.copy_(v), lambda x, v: x.fill_(v), lambda x, v: x.__setitem__(..., v)]
+)
+def test_a_whole_tensor_write_saves_nothing_a_slice_write_does(write):
+    for lib in (rg, torch):
+        x = lib.zeros(2, dtype=lib.float64)
+        write(x, lib.ones((), dtype=lib.float64, requires_grad=True))
+        x.sum().backward()
+        x.sum().backward()  # CopyBackwards / FillBackward keep nothing
+        x[1:] = lib.ones((), dtype=lib.float64, requires_grad=True)
+        x.sum().backward()
+        with pytest.raises(RuntimeError, match="second time"):
+            x.sum().backward()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -24,32 +26,38 @@ def _t(shape, requires_grad=False, seed=0):
 def test_hand_counted_example():
     x = _t((3, 4))  # a data batch: a leaf that does not require grad, saved by matmul
     w = _t((4, 5), requires_grad=True)  # a parameter: its memory is not the graph's
-    y = x @ w  # saves x (96 B) and w (a leaf: not counted)
+    y = x @ w  # saves x (96 B) for w's gradient; not w: x needs no gradient (as PyTorch)
     assert saved_tensors_bytes(y) == 3 * 4 * F64
-    assert saved_tensors_bytes(y, include_leaves=True) == (3 * 4 + 4 * 5) * F64
-    z = y.relu()  # saves its output (120 B)
-    assert saved_tensors_bytes(z) == (12 + 15) * F64
+    assert saved_tensors_bytes(y, include_leaves=True) == 3 * 4 * F64
+    z = y.relu()  # saves the mask z <= 0 (15 B, one byte each), not its output
+    assert saved_tensors_bytes(z) == 12 * F64 + 15
     e = z.exp()  # saves its output (120 B)
-    assert saved_tensors_bytes(e) == (12 + 15 + 15) * F64
-    m = e.T @ z  # saves e.T (a view of e: counted once, with e) and z (counted already)
-    assert saved_tensors_bytes(m) == (12 + 15 + 15) * F64
+    assert saved_tensors_bytes(e) == (12 + 15) * F64 + 15
+    m = e.T @ z  # saves e.T (a view of e: counted once, with e) and z (120 B)
+    assert saved_tensors_bytes(m) == (12 + 15 + 15) * F64 + 15
     s = (m * m).sum()  # mul saves m twice (25 values, once); sum saves no array
-    assert saved_tensors_bytes(s) == (12 + 15 + 15 + 25) * F64
+    assert saved_tensors_bytes(s) == (12 + 15 + 15 + 25) * F64 + 15
     # several outputs: shared arrays once
     assert saved_tensors_bytes([s, z, e]) == saved_tensors_bytes(s)
 
 
 def test_include_outputs_counts_what_the_graph_keeps_alive():
+    from retrograd.diagnostics import keep_values
+
     x = _t((3, 4))
     w = _t((4, 5), requires_grad=True)
-    z = (x @ w).relu()  # matmul's output is not saved, but its node keeps it (node._out)
+    z = (x @ w).exp()  # matmul's output is not saved: its node does not keep it
+    assert saved_tensors_bytes(z) == (12 + 15) * F64
+    assert saved_tensors_bytes(z, include_outputs=True) == (12 + 15) * F64
+    with keep_values():  # recorded for inspection: every node keeps its output (node._out)
+        z = (x @ w).exp()
     assert saved_tensors_bytes(z) == (12 + 15) * F64
     assert saved_tensors_bytes(z, include_outputs=True) == (12 + 15 + 15) * F64
 
 
 def test_views_of_a_leaf_are_the_leafs_memory():
     w = _t((4, 5), requires_grad=True)
-    x = _t((3, 4))
+    x = _t((3, 4), requires_grad=True) + 0  # needs a gradient: matmul saves (a view of) w
     y = x @ w.T.T  # matmul saves a (non-leaf) view of w: still w's memory
     assert saved_tensors_bytes(y) == 12 * F64
     assert saved_tensors_bytes(y, include_leaves=True) == (12 + 20) * F64
@@ -97,8 +105,8 @@ def test_long_chain_is_walked_iteratively():
     x = _t((2,), requires_grad=True)
     y = x
     for _ in range(5000):
-        y = y * 1.0  # keeps its input (but x: a leaf) and the multiplier as a 0-d array
-    assert saved_tensors_bytes(y) == 4999 * 2 * F64 + 5000 * F64
+        y = y * 1.0  # keeps the multiplier as a 0-d array (not its input: 1.0 needs no grad)
+    assert saved_tensors_bytes(y) == 5000 * F64
 
 
 def test_tracker_samples_and_peak():
@@ -139,3 +147,111 @@ def test_leaf_and_plain_tensors_hold_nothing():
     assert saved_tensors_bytes(_t((3,), requires_grad=True)) == 0
     assert saved_tensors_bytes(_t((3,))) == 0
     assert saved_tensors_bytes([]) == 0
+
+
+_FAULTS = """
+import resource, numpy as np, retrograd.backend as b
+print(b.MALLOC_TUNING)
+for i in range(4):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = [np.ones(1 << 20, dtype=np.float32) for _ in range(4)]  # a step's arrays: 4 x 4 MB
+    del a
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(faults)
+"""
+
+
+def _faults_child(**extra) -> tuple[str, int]:
+    """(retrograd.backend.MALLOC_TUNING, page faults of the 4th of four "steps") in a
+    fresh process without malloc settings in its environment, plus `extra`."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "RETROGRAD_MA"))}
+    env.pop("GLIBC_TUNABLES", None)
+    out = subprocess.run(
+        [sys.executable, "-c", _FAULTS], env={**env, **extra}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    line, faults = out.stdout.split("\n")[:2]
+    return line, int(faults)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc tuning")
+def test_malloc_tuning_keeps_freed_pages_and_can_be_turned_off():
+    state, faults = _faults_child()
+    if state == "off: not glibc":
+        pytest.skip("not glibc")
+    assert state.startswith("on:")
+    assert faults < 200  # the pages of the last step are reused: no fresh faults
+    state, faults_off = _faults_child(RETROGRAD_MALLOC_TUNING="0")
+    assert state == "off: RETROGRAD_MALLOC_TUNING=0"
+    assert faults_off > 1000  # glibc's defaults: the 16 MB (4096 pages) faulted in again
+    state, _ = _faults_child(MALLOC_MMAP_THRESHOLD_="65536")
+    assert state == "off: the environment sets malloc parameters"
+
+
+def _mlp_grads(x, w1, w2, retain=False, hook=False):
+    for t in (x, w1, w2):
+        t.grad = None
+    h = rg.nn.functional.gelu(rg.nn.functional.linear(x, w1))
+    y = rg.nn.functional.linear(h, w2)
+    if hook:  # a tensor hook sends the backward down the general path
+        y.register_hook(lambda g: g)
+    (y * y).sum().backward(retain_graph=retain)
+    return [t.grad.numpy().copy() for t in (x, w1, w2)], h
+
+
+def test_plain_backward_frees_saved_inputs_early_with_the_same_gradients():
+    """The plain backward lets Linear free its saved input before it allocates the input's
+    gradient, and GELU write its gradient into the fresh array Linear handed it: the same
+    gradients, bit for bit, as the general path and as a backward that keeps the graph."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = rg.tensor(rng.standard_normal((256, 64)), dtype=rg.float32, requires_grad=True)
+    w1 = rg.tensor(rng.standard_normal((512, 64)) / 8, dtype=rg.float32, requires_grad=True)
+    w2 = rg.tensor(rng.standard_normal((64, 512)) / 8, dtype=rg.float32, requires_grad=True)
+    plain, _ = _mlp_grads(x, w1, w2)
+    general, _ = _mlp_grads(x, w1, w2, hook=True)
+    kept, _ = _mlp_grads(x, w1, w2, retain=True)
+    for a, b, c in zip(plain, general, kept):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    w1 = rg.tensor(rng.standard_normal((2048, 64)) / 8, dtype=rg.float32, requires_grad=True)
+    w2 = rg.tensor(rng.standard_normal((64, 2048)) / 8, dtype=rg.float32, requires_grad=True)
+    tracemalloc.start()
+    try:
+        h = rg.nn.functional.gelu(rg.nn.functional.linear(x, w1))
+        loss = (rg.nn.functional.linear(h, w2) ** 2).sum()
+        nbytes = h.data.nbytes  # 2 MB, as the first layer's output (GELU's saved input)
+        del h  # the graph alone holds it
+        held = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        loss.backward()
+        growth = tracemalloc.get_traced_memory()[1] - held
+    finally:
+        tracemalloc.stop()
+    # above what the graph held: the second Linear's gradients (2.5 MB) come as h goes, and
+    # GELU's in place (its chunk scratch, 1 MB); without either, 2.5 or 2.75 MB on top
+    assert growth < nbytes
+
+
+def test_a_gradient_shared_by_two_consumers_is_not_overwritten():
+    """Add hands one array to both inputs: neither GELU may write into it."""
+    rng = np.random.default_rng(1)
+    a = rg.tensor(rng.standard_normal((64, 32)), dtype=rg.float64, requires_grad=True)
+    b = rg.tensor(rng.standard_normal((64, 32)), dtype=rg.float64, requires_grad=True)
+    w = rg.tensor(rng.standard_normal((32, 32)), dtype=rg.float64, requires_grad=True)
+    lin = rg.nn.functional.linear
+    s = rg.nn.functional.gelu(lin(a, w)) + rg.nn.functional.gelu(lin(b, w))
+    (s * 3.0).sum().backward()
+    grads = [t.grad.numpy().copy() for t in (a, b, w)]
+    for t in (a, b, w):
+        t.grad = None
+    s = rg.nn.functional.gelu(lin(a, w)) + rg.nn.functional.gelu(lin(b, w))
+    s.register_hook(lambda g: g)  # the general path: no gradient is overwritten there
+    (s * 3.0).sum().backward()
+    for g, t in zip(grads, (a, b, w)):
+        np.testing.assert_array_equal(g, t.grad.numpy())

@@ -94,6 +94,9 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     inputs_list = _as_list(inputs) if inputs is not None else None
     if inputs_list is not None and len(inputs_list) == 0:
         raise RuntimeError("'inputs' argument to backward() cannot be empty.")
+    for t in inputs_list or ():
+        if t.grad_fn is not None:  # a non-leaf input accumulates into .grad, as in PyTorch
+            t.retain_grad()
     run_backward(outputs, roots, retain_graph, create_graph, inputs=inputs_list, accumulate=True)
 
 

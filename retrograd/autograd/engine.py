@@ -67,6 +67,16 @@ def run_backward(
     accumulate=True adds into the `.grad` of leaves (all of them, or only `inputs`);
     accumulate=False returns the gradients w.r.t. `inputs` (a list, None where unconnected).
     """
+    if (
+        not create_graph
+        and inputs is None
+        and accumulate
+        and len(roots) == 1
+        and roots[0].grad_fn is not None
+        and not _state.anomaly
+        and _plain_backward(roots[0].grad_fn, root_grads[0], retain_graph)
+    ):
+        return None
     graph = create_graph
     # seed: the gradient arriving at each root's node (a leaf root is its own target)
     buf = {}
@@ -110,11 +120,24 @@ def run_backward(
                 seen.add(nxt)
                 stack.append(nxt)
 
-    # prune to nodes that lead to a captured input when gradients are only returned
-    needed = None
-    if capture is not None and not accumulate:
+    # with inputs (autograd.grad, backward(inputs=)), as PyTorch's exec_info: only the rules of
+    # nodes that lead to an input run, and a gradient is sent only to such nodes and to the
+    # inputs themselves (a single root always gets its seed: its hooks and retained grad run)
+    needed = send = None
+    if capture is not None:
         targets = {k[0] for k in capture}
         needed = _reachable_to(order_nodes, targets)
+        if accumulate:  # backward(inputs=): PyTorch runs a non-leaf input's own node too
+            needed.update(
+                k
+                for k in targets
+                if not isinstance(k, Tensor) and (k.top_saves or k._post_hooks is not None)
+            )
+        send = needed | targets
+        if len(buf) > 1:
+            for r in start:
+                if r not in send:
+                    buf.pop(r, None)
 
     results = [None] * len(inputs) if inputs is not None else None
     handed = {id(g) for g in root_grads}
@@ -122,7 +145,9 @@ def run_backward(
     prev_graph = _bstate.graph
     _bstate.graph = graph
     try:
-        with set_grad_enabled(graph):
+        # one quiet state for the whole traversal (rules run as arrays or, under create_graph,
+        # as Tensors): PyTorch's backward never warns on inf/nan; anomaly mode checks values
+        with set_grad_enabled(graph), np.errstate(all="ignore"):
             while ready:
                 n = ready.pop()
                 g = buf.pop(n, None)
@@ -137,6 +162,8 @@ def run_backward(
                     if capture is not None:
                         _capture_node(n, g, capture, results, graph)
                 if g is not None and (needed is None or n in needed):
+                    if not retain_graph and not n._saves_out and not _state.anomaly:
+                        n._out = None  # as _plain_backward: a kept value its rule does not read
                     grads = _rule_with_checks(n, g)
                     post = n._post_hooks
                     if post:
@@ -146,7 +173,7 @@ def run_backward(
                     nrs = n._in_nrs
                     k = 0
                     for nxt, gi in zip(nexts, grads):
-                        if nxt is not None and gi is not None:
+                        if nxt is not None and gi is not None and (send is None or nxt in send):
                             if gi.shape != shapes[k]:
                                 gi = sum_to_shape(gi, shapes[k])
                             _add_grad(buf, nxt, nrs[k] if nrs else 0, gi, graph)
@@ -174,6 +201,122 @@ def run_backward(
                     "the graph. Set allow_unused=True if this is the desired behavior."
                 )
     return results
+
+
+def _plain_backward(root, g, retain_graph: bool) -> bool:
+    """The common backward, `loss.backward()`, on a graph of primitives alone: the same
+    traversal, order and results as `run_backward`, with the rule call and the accumulation
+    inlined (no per-node helpers, hooks, captures or multi-output slots).
+
+    Returns False, having run nothing, when some node needs the general path: a user Function,
+    a hook (tensor, node or post hook), a retained grad, a multi-output node.
+    """
+    deps = {}
+    stack = [root]
+    seen = {root}
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Tensor):
+            if n._hooks is not None:
+                return False
+            continue
+        if (
+            not n.raw
+            or n._n_out != 1
+            or n._hooks is not None
+            or n._retains is not None
+            or n._post_hooks is not None
+        ):
+            return False
+        for nxt in n.next_functions:
+            if nxt is None:
+                continue
+            if nxt in deps:
+                deps[nxt] += 1
+            else:
+                deps[nxt] = 1
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+
+    buf = {root: g}
+    handed = {id(g)}
+    owned = set()  # nodes whose pending gradient is a fresh array only the engine holds
+    ready = [root]
+    prev_graph, prev_enabled, prev_consume = _bstate.graph, _state.enabled, _bstate.consume
+    _bstate.graph = False
+    _state.enabled = False
+    _bstate.consume = not retain_graph  # rules may release their saved values early
+    try:
+        with np.errstate(all="ignore"):  # as run_backward: a backward never warns on inf/nan
+            while ready:
+                n = ready.pop()
+                g = buf.pop(n, None)
+                if isinstance(n, Tensor):  # a leaf
+                    if g is None:
+                        continue
+                    if n.grad is None and g.dtype == n.data.dtype and not n._hooks:
+                        # never alias: a rule may hand one array to two inputs, or a view
+                        if id(g) in handed or g.base is not None:
+                            g = g.copy()
+                        elif isinstance(g, np.generic):
+                            g = np.asarray(g)
+                        handed.add(id(g))
+                        n.grad = Tensor._make(g, False, None, 0)
+                    else:
+                        _deliver_leaf(n, g, False, None, None, True, handed)
+                    continue
+                nexts = n.next_functions
+                if g is not None:
+                    if n._saved is _FREED:
+                        raise RuntimeError(FREED_MSG)
+                    if not retain_graph and not n._saves_out:
+                        n._out = None  # the rule does not read it: free it before the rule
+                    if owned and n in owned:  # the rule may overwrite g (Function.owns_grad)
+                        owned.discard(n)
+                        n.__dict__["_owns_grad"] = True
+                        try:
+                            grads = n.backward(g)
+                        finally:
+                            del n.__dict__["_owns_grad"]
+                    else:
+                        grads = n.backward(g)
+                    if not isinstance(grads, tuple):
+                        grads = (grads,)
+                    shapes = n._in_shapes
+                    fresh = n.fresh_grads
+                    k = 0
+                    for nxt, gi in zip(nexts, grads):
+                        if nxt is not None and gi is not None:
+                            if gi.shape != shapes[k]:
+                                gi = sum_to_shape(gi, shapes[k])
+                            prev = buf.get(nxt)
+                            if prev is None:
+                                buf[nxt] = gi
+                                if fresh and not isinstance(nxt, Tensor):
+                                    owned.add(nxt)
+                            else:
+                                buf[nxt] = prev + gi
+                                if not isinstance(nxt, Tensor):
+                                    owned.add(nxt)
+                        k += 1
+                    if not retain_graph:
+                        if n._saved is not None:
+                            n._saved = _FREED
+                            n._versions = None
+                        n._out = None
+                for nxt in nexts:
+                    if nxt is None:
+                        continue
+                    c = deps[nxt] - 1
+                    deps[nxt] = c
+                    if c == 0:
+                        ready.append(nxt)
+    finally:
+        _bstate.graph = prev_graph
+        _state.enabled = prev_enabled
+        _bstate.consume = prev_consume
+    return True
 
 
 def _reachable_to(nodes, targets):
@@ -238,7 +381,7 @@ def _run_node_hooks(n, g, graph):
             t = ref()
             gk = g if n._n_out == 1 else g[k]
             if t is not None and gk is not None:
-                gk = gk if graph else Tensor._make(gk.copy(), False, None, 0)
+                gk = gk.clone() if graph else Tensor._make(gk.copy(), False, None, 0)
                 t.grad = gk if t.grad is None else t.grad + gk
     return g
 
@@ -274,8 +417,8 @@ def _deliver_leaf(t, g, graph, capture, results, accumulate, handed):
         return
     if g.dtype != t.data.dtype:
         g = g.astype(t.data.dtype) if not graph else g.to(t.data.dtype)
-    if graph:
-        t.grad = g if t.grad is None else t.grad + g
+    if graph:  # .grad gets its own tensor (a clone in the graph), never the incoming one
+        t.grad = g.clone() if t.grad is None else t.grad + g
     elif t.grad is None:
         # never alias: a rule may hand the same array to two inputs, or a view of another
         if id(g) in handed or g.base is not None:

@@ -45,8 +45,10 @@ def saved_tensors_bytes(
 ) -> int:
     """Bytes of the arrays held for backward by the graph reachable from `tensors`.
 
-    include_outputs=True also counts each primitive node's output array, which the graph keeps
-    (`node._out`) whether or not its rule saved it: all the memory the graph keeps alive.
+    include_outputs=True also counts the output arrays the graph's nodes keep (`node._out`)
+    whether or not their rules saved them: a node keeps its output only when its rule reads it,
+    or when the forward was recorded under `retrograd.diagnostics.keep_values()` (or in anomaly
+    mode). All the memory the graph keeps alive.
 
     >>> y = (x @ w).relu()          # x a data batch, w a parameter
     >>> saved_tensors_bytes(y)      # x (saved by matmul) + relu's output; w is a leaf

@@ -625,7 +625,11 @@ class _ChildWorker:
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from retrograd.bench.runner import _worker; _worker()"]
             + [json.dumps(spec)],
-            env=children.environ(),
+            # PyTorch as users run it: without retrograd's malloc tuning (backend.py), which
+            # importing this module would apply to its process too
+            env=children.environ(
+                None if lib_name == "retrograd" else {"RETROGRAD_MALLOC_TUNING": "0"}
+            ),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,

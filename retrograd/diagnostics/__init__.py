@@ -3,9 +3,12 @@
 >>> from retrograd.diagnostics import explain, textbook_network, draw_graph, GradientMonitor
 >>> net = textbook_network()
 >>> print(explain(net.loss, params=net.params, lr=net.lr, names=net.names).to_text())
+>>> with keep_values():                 # record a forward whose every value explain shows
+...     loss = model(x).sum()
 >>> monitor = GradientMonitor(model)      # then monitor.step() after each optimizer.step()
 """
 
+from retrograd.autograd.function import keep_values
 from retrograd.diagnostics import vanishing
 from retrograd.diagnostics.explain import (
     Explanation,
@@ -25,6 +28,7 @@ __all__ = [
     "expression",
     "network",
     "textbook_network",
+    "keep_values",
     "Graph",
     "ModuleScopes",
     "draw_graph",

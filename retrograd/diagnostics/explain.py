@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from retrograd.autograd.function import keep_values
 from retrograd.tensor import Tensor
 
 __all__ = [
@@ -89,6 +90,7 @@ RULES = {
     "NLLLoss": "dL/d logp = -onehot(y)  (/ N for the mean)",
     "BinaryCrossEntropy": "dL/dp = (p - t) / (p (1 - p))",
     "BinaryCrossEntropyWithLogits": "dL/dz = sigmoid(z) - t",
+    "SquaredError": "L = mean((a - b)^2): dL/da = 2(a - b)/N, dL/db = -2(a - b)/N",
     "Reshape": "a reshape: g is reshaped back",
     "Permute": "a permutation: g is permuted back",
     "BroadcastTo": "a broadcast: g is summed over the broadcast dims",
@@ -115,8 +117,10 @@ _INFIX["MatMul"] = (" @ ", 2)
 _CALLS = {"Log": "ln", "ReLU": "relu", "SiLU": "silu", "GELU": "gelu", "ELU": "elu"}
 _CALLS.update({"LeakyReLU": "leaky_relu", "LogSoftmax": "log_softmax", "LogSumExp": "logsumexp"})
 _CALLS.update({"CrossEntropy": "cross_entropy", "NLLLoss": "nll_loss", "Sum": "sum"})
+_CALLS["SquaredError"] = "mse_loss"
 # ops whose saved arrays are their inputs, in order: a constant operand can be read back
 _SAVES_INPUTS = {"Mul", "Div", "Pow", "MatMul", "Linear", "Atan2", "Maximum", "Minimum"}
+_SAVES_INPUTS.add("SquaredError")
 _ATOM, _NEG_NUMBER = 5, 0
 _MAX_EXPANDED = 72
 
@@ -188,6 +192,12 @@ class Explanation:
         self.sums = sums
         self.params = params
         self.lr = lr
+
+    @property
+    def missing_values(self) -> list:
+        """Labels of the nodes whose forward value the graph did not keep (recorded outside
+        `keep_values()`, and not needed by their gradient rules)."""
+        return [s.label for s in self.steps if s.value is None]
 
     @property
     def backward_steps(self) -> list:
@@ -366,7 +376,19 @@ def explain(loss: Tensor, params=None, lr: float | None = None, names=None) -> E
             n._retains = r
     leaf_grads = [None if g is None else _np(g.data) for g in leaf_grads]
 
-    steps = _steps(nodes, records, labels)
+    # a node keeps its output only when its rule reads it (or under keep_values()); the
+    # loss, the tensors the caller named and the outputs a consumer saved (unchanged since)
+    # still hold theirs
+    held = {id(loss.grad_fn): loss.data} if loss._out_nr == 0 else {}
+    for t in (names or {}).values():
+        if isinstance(t, Tensor) and t.grad_fn is not None and t._out_nr == 0:
+            held.setdefault(id(t.grad_fn), t.data)
+    for n in nodes:
+        for counter, expected, t in n._versions or ():
+            if t is not None and counter[0] == expected and t.grad_fn is not None:
+                if t._out_nr == 0:
+                    held.setdefault(id(t.grad_fn), t.data)
+    steps = _steps(nodes, records, labels, held)
     leaf_rows = _leaf_rows(leaves, leaf_grads, labels, param_pairs)
     sums = _gradient_sums(nodes, leaves, leaf_grads, steps, labels)
     updates = _updates(param_pairs, leaves, leaf_grads, lr, labels)
@@ -499,7 +521,7 @@ class _Labels:
         return None
 
 
-def _steps(nodes, records, labels) -> list:
+def _steps(nodes, records, labels, held=None) -> list:
     consumers = {}
     for n in nodes:
         for nxt in n.next_functions:
@@ -541,22 +563,22 @@ def _steps(nodes, records, labels) -> list:
             op=op,
             formula=f"{label} = {local}",
             expanded=full if full != local else None,
-            value=_node_value(n),
+            value=_node_value(n, held),
             rule=_rule_text(n),
             depth=d + 1,
             inputs=[o[0] for o in operands],
             incoming=incoming,
             note=_note(n),
         )
-        step.edges = _edges(n, rule_out, labels)
+        step.edges = _edges(n, rule_out, labels, incoming)
         steps.append(step)
     return steps
 
 
-def _edges(n, rule_out, labels) -> list:
+def _edges(n, rule_out, labels, incoming=None) -> list:
     from retrograd.autograd.engine import sum_to_shape
 
-    local = _local_derivatives(n)
+    local = _local_derivatives(n, incoming)
     edges = []
     for k, nxt in enumerate(n.next_functions):
         if nxt is None:
@@ -571,12 +593,16 @@ def _edges(n, rule_out, labels) -> list:
     return edges
 
 
-def _local_derivatives(n):
+def _local_derivatives(n, incoming=None):
     """d out / d input for each input, by the node's own rule applied to ones: exact when the
-    Jacobian is diagonal (elementwise ops) or has one row (a scalar output)."""
-    if not n.raw or n._n_out != 1 or getattr(n, "_out", None) is None:
+    Jacobian is diagonal (elementwise ops) or has one row (a scalar output). The ones take the
+    output's shape and dtype, from the output when the node kept it, else from the gradient the
+    engine handed the node (the same shape and dtype)."""
+    out = getattr(n, "_out", None)
+    if out is None:
+        out = incoming
+    if not n.raw or n._n_out != 1 or out is None or not hasattr(out, "shape"):
         return None
-    out = n._out
     if type(n).__name__ not in _ELEMENTWISE and out.size != 1:
         return None
     from retrograd.backend import get_xp
@@ -684,10 +710,17 @@ def _note(n) -> str:
     if _squared_difference(n):
         return "squared difference (a - b)^2: d/da = 2(a - b), d/db = -2(a - b)"
     op = type(n).__name__
+    if op == "SquaredError":  # mse_loss as one fused node
+        return {
+            "mean": "mean squared error (MSE): dL/da = 2(a - b)/N",
+            "sum": "sum of squared errors: dL/da = 2(a - b)",
+        }.get(n.reduction, "squared difference (a - b)^2: d/da = 2(a - b), d/db = -2(a - b)")
     inner = n.next_functions[0] if n.next_functions else None
     if op == "Div" and n.next_functions[1] is None and _is(inner, "Sum"):
         if _squared_difference(inner.next_functions[0]):
             return "mean squared error (MSE): dL/da = 2(a - b)/N"
+    if op == "Mean" and _squared_difference(inner):
+        return "mean squared error (MSE): dL/da = 2(a - b)/N"
     if op == "Mul" and inner is None and _squared_difference(n.next_functions[1]):
         tensor, half = _constant_values(n)[0]
         if half is not None and np.size(half) == 1 and float(half) == 0.5:
@@ -713,8 +746,10 @@ def _squared_difference(n) -> bool:
     return False
 
 
-def _node_value(n):
+def _node_value(n, held=None):
     out = getattr(n, "_out", None)
+    if out is None and held:
+        out = held.get(id(n))
     return None if out is None else _np(out)
 
 
@@ -780,6 +815,13 @@ def _sections(e: Explanation) -> list:
         formula = s.formula + (f" = {s.expanded}" if s.expanded else "")
         forward.append((s.index, s.label, s.op, formula, _fmt(s.value)))
     notes_fwd = [f"{s.label}: {s.note}" for s in e.steps if s.note]
+    missing = e.missing_values
+    if missing:
+        notes_fwd.append(
+            f"Values not kept: {', '.join(missing)} (shown as -). A node keeps its output only "
+            "when its gradient rule needs it; record the forward inside "
+            "`with retrograd.diagnostics.keep_values():` to see every value."
+        )
     loss = [(e.loss_label, _fmt(e.loss))]
     backward = []
     for k, s in enumerate(e.backward_steps, 1):
@@ -1104,6 +1146,12 @@ def network(
     def leaf(v, grad: bool) -> Tensor:
         return tensor(float(v), dtype="float64", requires_grad=grad)
 
+    with keep_values():  # a worked example shows every forward value
+        return _network(sizes, inputs, targets, weights, biases, activation, lr, leaf)
+
+
+def _network(sizes, inputs, targets, weights, biases, activation, lr, leaf) -> WorkedExample:
+
     names, params = {}, {}
     units = []
     for k, v in enumerate(inputs, 1):
@@ -1232,7 +1280,8 @@ def expression(source: str, values: dict, lr: float | None = None) -> WorkedExam
                 return _call(node.func.attr, ev(node.func.value))
         raise ValueError(f"not allowed in an expression: {ast.unparse(node)!r}")
 
-    result = ev(tree)
+    with keep_values():  # a worked example shows every forward value
+        result = ev(tree)
     if not isinstance(result, Tensor) or result.grad_fn is None:
         raise ValueError("the expression must use at least one variable")
     if result.numel() != 1:

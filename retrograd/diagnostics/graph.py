@@ -251,6 +251,7 @@ def draw_graph(
     if scopes is not None and not names:
         names = _names(scopes.model)
     nodes, leaves = _walk(tensor)
+    known = _known_shapes(tensor, nodes)
     norms = _grad_norms(tensor, nodes, leaves) if show_grad else {}
 
     gnodes, ids = [], {}
@@ -262,7 +263,7 @@ def draw_graph(
         gnodes.append(GraphNode(ids[id(leaf)], "\n".join(lines), kind, root=leaf is tensor))
     for i, n in enumerate(nodes):
         ids[id(n)] = f"n{i}"
-        lines = [type(n).__name__, _shape(_out_shape(n))] + _norm_line(norms.get(id(n)))
+        lines = [type(n).__name__, _shape(_out_shape(n, known))] + _norm_line(norms.get(id(n)))
         gnodes.append(GraphNode(ids[id(n)], "\n".join(lines), "op", root=n is tensor.grad_fn))
     edges = []
     for n in nodes:
@@ -282,7 +283,7 @@ def draw_graph(
         if g is not None:
             groups[ids[id(leaf)]] = g
     if collapse_modules is not None:
-        return _collapse(graph, groups, scopes, nodes, ids, norms)
+        return _collapse(graph, groups, scopes, nodes, ids, norms, known)
     clusters = {}
     for node in _ops_first(graph.nodes):
         g = groups.get(node.id)
@@ -292,7 +293,9 @@ def draw_graph(
     return graph
 
 
-def _collapse(graph: Graph, groups: dict, scopes: ModuleScopes, nodes, ids, norms) -> Graph:
+def _collapse(
+    graph: Graph, groups: dict, scopes: ModuleScopes, nodes, ids, norms, known=None
+) -> Graph:
     by_id = {n.id: n for n in graph.nodes}
     members = {}
     for node in _ops_first(graph.nodes):
@@ -311,7 +314,7 @@ def _collapse(graph: Graph, groups: dict, scopes: ModuleScopes, nodes, ids, norm
         ops = [i for i in items if i.kind == "op"]
         lines = [f"{g}: {scopes.types.get(g, '?')}", f"{len(ops)} op{'s' if len(ops) != 1 else ''}"]
         if g in last_op:
-            lines.append("out " + _shape(_out_shape(last_op[g])))
+            lines.append("out " + _shape(_out_shape(last_op[g], known)))
             norm = norms.get(id(last_op[g]))
             lines += [] if norm is None else [f"|grad out| = {norm:.3g}"]
         lines += [i.label.replace("\n", " ") for i in items if i.kind != "op"]
@@ -381,14 +384,26 @@ def _walk(tensor):
     return nodes, leaves
 
 
-def _out_shape(n):
+def _out_shape(n, known=None):
     out = getattr(n, "_out", None)
     if out is not None:
         return out.shape
     meta = n.__dict__.get("_out_meta")
     if meta:
         return meta[0][0] if meta[0] is not None else None
-    return None
+    return None if known is None else known.get(id(n))
+
+
+def _known_shapes(tensor, nodes) -> dict:
+    """{id(node): shape of its output 0} read off its consumers' input shapes (and the root):
+    a node keeps its output array only when its rule needs it (or under keep_values)."""
+    known = {id(tensor.grad_fn): tensor.data.shape} if tensor._out_nr == 0 else {}
+    for n in nodes:
+        nrs = n._in_nrs
+        for k, nxt in enumerate(n.next_functions):
+            if nxt is not None and not isinstance(nxt, Tensor) and not (nrs and nrs[k]):
+                known.setdefault(id(nxt), n._in_shapes[k])
+    return known
 
 
 def _shape(shape) -> str:

@@ -19,8 +19,9 @@ from numpy import broadcast_shapes  # shape arithmetic only
 
 from retrograd import ops
 from retrograd.nn.module import Module
-from retrograd.ops._util import as_tensor, check_broadcast
+from retrograd.ops._util import as_tensor, check_broadcast, quiet_block
 from retrograd.ops.loss import (
+    SquaredError,
     _floating,
     _legacy_reduction,
     _reduce,
@@ -94,6 +95,8 @@ def _pointwise_args(input, target):
 
 
 # -- regression losses -----------------------------------------------------------------------------
+
+
 def mse_loss(
     input: Tensor,
     target: Tensor,
@@ -103,6 +106,16 @@ def mse_loss(
     weight: Tensor | None = None,
 ) -> Tensor:
     """Mean squared error (input - target)^2, optionally weighted per element."""
+    if (
+        weight is None
+        and isinstance(input, Tensor)
+        and isinstance(target, Tensor)
+        and input.data.shape == target.data.shape
+        and input.data.dtype == target.data.dtype
+        and input.data.dtype.kind == "f"
+    ):  # the common case in one fused node: same values and gradients, less overhead
+        reduction = _reduction(reduction, size_average, reduce)
+        return SquaredError.apply(input, target, reduction=reduction)
     input, target = _pointwise_args(input, target)
     reduction = _reduction(reduction, size_average, reduce)
     diff = input - target
@@ -146,8 +159,17 @@ def smooth_l1_loss(
     abs_diff = ops.abs(diff)
     if beta == 0:  # the quadratic branch is empty: plain l1
         return _reduce(abs_diff, reduction)
-    loss = ops.where(abs_diff < beta, diff * diff * (0.5 / beta), abs_diff - 0.5 * beta)
+    small, inner = _quadratic_part(diff, abs_diff, beta)
+    loss = ops.where(small, inner * inner * (0.5 / beta), abs_diff - 0.5 * beta)
     return _reduce(loss, reduction)
+
+
+def _quadratic_part(diff: Tensor, abs_diff: Tensor, bound: float):
+    """(|d| < bound, d there and 0 elsewhere): the quadratic branch squares only the values it
+    keeps, so a huge or infinite d neither overflows nor sends 0 * inf = nan back through the
+    branch not taken (the gradient is then the clipped slope, as PyTorch's)."""
+    small = abs_diff < bound
+    return small, ops.where(small, diff, 0.0)
 
 
 def huber_loss(
@@ -164,7 +186,8 @@ def huber_loss(
         raise RuntimeError("huber_loss does not support non-positive values for delta.")
     diff = input - target
     abs_diff = ops.abs(diff)
-    loss = ops.where(abs_diff < delta, diff * diff * 0.5, (abs_diff - 0.5 * delta) * delta)
+    small, inner = _quadratic_part(diff, abs_diff, delta)
+    loss = ops.where(small, inner * inner * 0.5, (abs_diff - 0.5 * delta) * delta)
     if weight is not None:
         return _weighted(loss, input, weight, reduction, mean_by_weight=False)
     return _reduce(loss, reduction)
@@ -222,12 +245,13 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     # is applied outside autograd, as PyTorch's no-grad clamp_min_, so it passes the gradient
     n1 = ops.norm(x1, 2, dim, keepdim=True)
     n2 = ops.norm(x2, 2, dim, keepdim=True)
-    return ((x1 / _floor_no_grad(n1, eps)) * (x2 / _floor_no_grad(n2, eps))).sum(dim)
+    with quiet_block():  # an infinite norm gives inf / inf = nan, quietly (as PyTorch)
+        return ((x1 / _floor_no_grad(n1, eps)) * (x2 / _floor_no_grad(n2, eps))).sum(dim)
 
 
 def _floor_no_grad(n: Tensor, eps: float) -> Tensor:
     """max(n, eps) in value, with the gradient of n (PyTorch clamps the norm under no_grad)."""
-    lifted = n.data.clip(eps, None) - n.data
+    lifted = (eps - n.data).clip(0, None)  # = max(n, eps) - n, and 0 (not inf - inf) at inf
     return n + Tensor._make(lifted.astype(n.data.dtype, copy=False), False, None, 0)
 
 

@@ -8,11 +8,11 @@ combined norm, one in-place scale per gradient; no graph and no per-element Pyth
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterable
 
 from retrograd.backend import get_xp
+from retrograd.ops._util import quiet_block
 from retrograd.ops.movement import cat
 from retrograd.tensor import Tensor
 
@@ -33,8 +33,7 @@ def _tensors(tensors) -> list:
 
 
 def _quiet(a):
-    errstate = getattr(get_xp(a), "errstate", None)  # CuPy never warns
-    return errstate(invalid="ignore") if errstate is not None else contextlib.nullcontext()
+    return quiet_block()  # NumPy's floating-point warnings off (CuPy never warns)
 
 
 def _array_norm(a, norm_type: float):
@@ -63,8 +62,9 @@ def get_total_norm(
     if not arrays:
         return Tensor(0.0)
     xp = get_xp(arrays[0])
-    norms = xp.stack([_array_norm(a, norm_type) for a in arrays])
-    total = _array_norm(norms, norm_type)
+    with quiet_block():  # an inf/nan gradient, or squares overflowing: quietly, as PyTorch
+        norms = xp.stack([_array_norm(a, norm_type) for a in arrays])
+        total = _array_norm(norms, norm_type)
     if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(
             f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "

@@ -16,6 +16,7 @@ from retrograd import backend
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
+from retrograd.ops._util import quiet
 from retrograd.ops.mutation import inplace as _write_inplace
 from retrograd.tensor import Tensor
 
@@ -45,6 +46,7 @@ _SQRT1_2 = math.sqrt(0.5)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _GELU_K = math.sqrt(2 / math.pi)
 _GELU_C = 0.044715
+_CHUNKED_DTYPES = ("float32", "float64")
 
 
 # -- array helpers (forward passes and plain backward) -------------------------------------------
@@ -83,19 +85,74 @@ def _normal_pdf_array(x):
 
 def _erf_array(x):
     # imported at call time: activation and elementwise (erf's home) load in either order
-    from retrograd.ops.elementwise import erf
+    from retrograd.ops.elementwise import _erf_array as erf_array
 
-    return erf(Tensor._make(x, False, None, 0)).data
+    return erf_array(x)
 
 
 def _normal_cdf_array(x):
     return 0.5 * (1 + _erf_array(x * _SQRT1_2))
 
 
+def _gelu_array(x, g=None):
+    """x * cdf(x) (g None), or the gradient g * (cdf(x) + x * pdf(x)), for float32 and float64
+    arrays: one pass over cache-sized chunks with in-place ufuncs (elementwise's normal cdf
+    kernels), so no full-size temporaries."""
+    from retrograd.ops._util import quiet_block
+    from retrograd.ops.elementwise import _chunked, _normal_cdf_kernel
+
+    cdf, nscratch = _normal_cdf_kernel(x.dtype)
+
+    def forward(xp, x, out, *scratch):
+        cdf(xp, x, out, *scratch)
+        out *= x
+
+    def gradient(xp, g, x, out, *scratch):
+        cdf(xp, x, out, *scratch)
+        t = scratch[0]  # free again once cdf is in out
+        # x * pdf(x): x * x overflowing to inf and exp underflowing give 0 (quietly), and
+        # 0 * inf = nan at x = +-inf, as the formula
+        xp.multiply(x, x, out=t)
+        t *= -0.5
+        xp.exp(t, out=t)
+        t *= x
+        t *= _INV_SQRT_2PI
+        out += t
+        out *= g
+
+    if g is None:
+        return _chunked(forward, (x,), nscratch)
+    with quiet_block():
+        return _chunked(gradient, (g, x), nscratch)
+
+
 # -- rule helpers: the same call on arrays (plain backward) and Tensors (create_graph) ----------
 def _zero_where(g, mask):
     """g, zeroed where the constant boolean mask holds (PyTorch's where(mask, 0, g))."""
+    if (
+        not isinstance(g, Tensor)
+        and g.ndim
+        and g.dtype.kind == "f"
+        and g.dtype.itemsize in _INT_OF_SIZE
+        and mask.shape == g.shape
+    ):
+        return _zero_bits(g, mask)
     return dual.where(mask, 0, g)
+
+
+_INT_OF_SIZE = {2: "int16", 4: "int32", 8: "int64"}
+
+
+def _zero_bits(g, mask):
+    """where(mask, 0, g) on arrays as a bitwise and with 0 (mask) or all ones (not mask): the
+    same bits (+0 where masked; inf and NaN kept elsewhere) at the cost of a mask product.
+    `where` with a random mask is branch-bound: 3.9 ms against 0.29 ms for 256x4096 float32."""
+    xp = get_xp(g)
+    ints = getattr(xp, _INT_OF_SIZE[g.dtype.itemsize])
+    bits = mask.astype(ints)
+    bits -= 1  # 0 where masked, -1 (all bits set) elsewhere
+    bits &= g.view(ints)
+    return bits.view(g.dtype)
 
 
 def _sigmoid(x):
@@ -194,22 +251,26 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 # -- ReLU family (piecewise linear: the rule selects g, or a multiple of it, by a constant mask)
 class ReLU(Function):
-    """out = max(x, 0);  gx = g * (out > 0)  (relu'(0) = 0, as in PyTorch)"""
+    """out = max(x, 0);  gx = g * (out > 0)  (relu'(0) = 0, as in PyTorch)
+
+    Saves the mask out <= 0 (1 byte an element) instead of the output: PyTorch saves the
+    output, so a write into it before backward raises here too (`watches_out`)."""
 
     raw = True
+    watches_out = True
 
     def forward(self, x):
         out = get_xp(x).maximum(x, 0)  # NaN propagates, as in PyTorch
-        self.save(out)
+        self.save(out <= 0)  # NaN: False, its gradient passes, as PyTorch's threshold_backward
         return out
 
     def backward(self, g):
-        (out,) = self.saved
-        return _zero_where(g, dual.data(out) <= 0)
+        (dead,) = self.saved
+        return _zero_where(g, dual.data(dead))
 
     def jvp(self, t):
-        (out,) = self.saved
-        return get_xp(out).where(out <= 0, 0, t)
+        (dead,) = self.saved
+        return _zero_where(t, dual.data(dead))
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -306,6 +367,7 @@ class Hardswish(Function):
 
     raw = True
 
+    @quiet  # -inf * 0 is nan, quietly
     def forward(self, x):
         self.save(x)
         xp = get_xp(x)
@@ -435,19 +497,56 @@ class GELU(Function):
 
     raw = True
 
+    @quiet  # -inf * 0 is nan, quietly
     def forward(self, x):
-        cdf = _normal_cdf_array(x)
-        self.save(x, cdf)
-        return x * cdf
+        self.save(x)  # only x, as PyTorch: the backward recomputes cdf (cheaper than its memory)
+        if x.dtype in _CHUNKED_DTYPES:
+            return _gelu_array(x)
+        return x * _normal_cdf_array(x)
 
     def backward(self, g):
-        x, cdf = self.saved
+        (x,) = self.saved
         if isinstance(x, Tensor):
             return g * (_NormalCdf.apply(x) + x * _NormalPdf.apply(x))
-        return g * (cdf + x * _normal_pdf_array(x))
+        if x.dtype in _CHUNKED_DTYPES and g.dtype == x.dtype and g.shape == x.shape:
+            if self.owns_grad() and g.flags.c_contiguous and g.flags.writeable:
+                return _gelu_grad_into(x, g)  # no third full-size array at the peak
+            return _gelu_array(x, g)
+        return g * (_normal_cdf_array(x) + x * _normal_pdf_array(x))
 
     def jvp(self, t):
         return self.backward(t)  # a diagonal Jacobian: J t = J^T t
+
+
+def _gelu_grad_into(x, g):
+    """g *= cdf(x) + x * pdf(x) in place (g: a C-contiguous array no one else holds), over
+    cache-sized chunks: the same products as `_gelu_array(x, g)`, bit for bit."""
+    from retrograd.ops._util import quiet_block
+    from retrograd.ops.elementwise import _CHUNK, _normal_cdf_kernel
+
+    cdf, nscratch = _normal_cdf_kernel(x.dtype)
+    xp = get_xp(x)
+    gf = g.reshape(-1)  # a view: g is C-contiguous
+    xf = xp.ascontiguousarray(x).reshape(-1)
+    size = gf.size
+    n = min(_CHUNK, size)
+    d = xp.empty(n, dtype=g.dtype)
+    scratch = [xp.empty(n, dtype=g.dtype) for _ in range(nscratch)]
+    with quiet_block():
+        for i in range(0, size, _CHUNK):
+            j = min(i + _CHUNK, size)
+            xc, dc = xf[i:j], d[: j - i]
+            sc = [s[: j - i] for s in scratch]
+            cdf(xp, xc, dc, *sc)
+            t = sc[0]  # free again once cdf is in dc
+            xp.multiply(xc, xc, out=t)
+            t *= -0.5
+            xp.exp(t, out=t)
+            t *= xc
+            t *= _INV_SQRT_2PI
+            dc += t
+            gf[i:j] *= dc
+    return g
 
 
 class GELUTanh(Function):
@@ -456,6 +555,7 @@ class GELUTanh(Function):
 
     raw = True
 
+    @quiet  # -inf * 0 is nan, quietly
     def forward(self, x):
         # sigmoid(2u) saturates long before |x| = 100; clipping keeps x^3 from overflowing
         xc = get_xp(x).clip(x, -100, 100)
@@ -491,6 +591,7 @@ class SiLU(Function):
 
     raw = True
 
+    @quiet  # -inf * 0 is nan, quietly
     def forward(self, x):
         s = _sigmoid_array(x)
         self.save(x, s)
@@ -523,6 +624,7 @@ class Mish(Function):
 
     raw = True
 
+    @quiet  # -inf * 0 is nan, quietly
     def forward(self, x):
         s = _sigmoid_array(x)
         self.save(x, s)
@@ -550,6 +652,7 @@ class Softsign(Function):
 
     raw = True
 
+    @quiet  # inf / inf is nan, quietly
     def forward(self, x):
         self.save(x)
         return x / (1 + get_xp(x).abs(x))

@@ -144,6 +144,8 @@ class GetItem(Function):
 
     def forward(self, x, index, accumulate):
         self.in_shape, self.index, self.accumulate = x.shape, index, accumulate
+        if not self.is_view:  # PyTorch's IndexBackward saves the indices: freed by a backward
+            self.save()
         return x[index]
 
     def backward(self, g):
@@ -202,13 +204,22 @@ class SetItem(Function):
 
     def forward(self, x, v, index):
         self.index, self.v_shape = index, v.shape
+        self.all = _selects_all(index, x.shape)  # x is overwritten: gx is a constant zero
+        self.save()  # PyTorch's IndexPutBackward saves the indices: freed by a backward
         out = get_xp(x).array(x)  # a copy, and an array even if x is a NumPy scalar
         out[index] = v
         return out
 
     def backward(self, g):
         need = self.needs_input_grad
-        gx = _zero_at(g, self.index) if need[0] else None
+        gx = None
+        if need[0] and self.all:  # PyTorch's FillBackward/CopyBackwards: zeros, no graph
+            if isinstance(g, Tensor):
+                gx = Tensor._make(get_xp(g.data).zeros(g.shape, g.dtype), False, None, 0)
+            else:
+                gx = get_xp(g).zeros(g.shape, g.dtype)
+        elif need[0]:
+            gx = _zero_at(g, self.index)
         gv = None
         if need[1]:
             gv = g[self.index]
@@ -221,9 +232,23 @@ class SetItem(Function):
         return replay(self, *tangents)  # linear in all its inputs
 
 
-def setitem(x, index, value) -> None:
-    """x[index] = value in place (value: scalar, array or Tensor, broadcast to x[index])."""
-    from retrograd.ops.mutation import check_writable, inplace
+def _selects_all(index, shape) -> bool:
+    """Whether a normalized index is only Ellipsis and full slices: PyTorch then writes into x
+    itself (copy_ or fill_, no view of it)."""
+    if not all(i is Ellipsis or isinstance(i, slice) for i in index):
+        return False
+    k = next((j for j, i in enumerate(index) if i is Ellipsis), len(index))
+    before, after = index[:k], index[k + 1 :]
+    dims = list(zip(before, shape)) + list(zip(after, shape[len(shape) - len(after) :]))
+    return all(sl.indices(n) == (0, n, 1) for sl, n in dims)
+
+
+def setitem(x, index, value, overlap_ok: bool = False, whole: bool = False) -> None:
+    """x[index] = value in place (value: scalar, array or Tensor, broadcast to x[index]).
+    overlap_ok: allowed where elements of x[index] share memory (fill_, see check_writable).
+    whole: x.copy_ or x.fill_ (index Ellipsis), whose node, as PyTorch's CopyBackwards and
+    FillBackward, saves nothing (a second backward through it works)."""
+    from retrograd.ops.mutation import check_writable, inplace, written
 
     xp = get_xp(x.data)
     index = _normalize(index, xp)
@@ -248,11 +273,16 @@ def setitem(x, index, value) -> None:
                 v = value.to(x.dtype)
             else:
                 v = Tensor._make(xp.asarray(value).astype(x.dtype, copy=False), False, None, 0)
-            inplace(x, SetItem.apply(x, v, index=index))
+            region = index if _is_basic(index) else None  # an advanced index: all of x
+            result = SetItem.apply(x, v, index=index)
+            if (whole or _selects_all(index, x.data.shape)) and result.grad_fn is not None:
+                result.grad_fn._saved = None
+            inplace(x, result, region, overlap_ok)
             return
-        check_writable(x)
+        check_writable(x, index if _is_basic(index) else None, overlap_ok)
         x.data[index] = value.data if isinstance(value, Tensor) else value
         x._version[0] += 1
+        written(x)
     except IndexError as e:
         raise _index_error(e, x.data.shape, index) from None
     except ValueError as e:

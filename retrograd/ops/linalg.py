@@ -16,7 +16,14 @@ from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
 from retrograd.backend import as_dtype, get_xp
 from retrograd.ops import dual
-from retrograd.ops._util import as_tensor, canonical_dim, check_broadcast
+from retrograd.ops._util import (
+    as_tensor,
+    canonical_dim,
+    check_broadcast,
+    l2_norm,
+    quiet,
+    quiet_block,
+)
 from retrograd.tensor import Tensor
 
 __all__ = [
@@ -95,15 +102,18 @@ class MatMul(Function):
     """out = x @ y (batched, broadcast);  gx = g @ y^T,  gy = x^T @ g"""
 
     raw = True
+    saved_uses = ((1,), (0,))  # x only for gy, y only for gx
 
+    @quiet  # 0 * inf in a product is nan without a warning, as in PyTorch
     def forward(self, x, y):
         self.save(x, y)
         return get_xp(x).matmul(x, y)
 
     def backward(self, g):
-        x, y = self.saved
+        x, y = self.saved  # only what the needed gradients use (the other may be None)
         need = self.needs_input_grad
-        xnd, ynd = len(x.shape), len(y.shape)
+        xshape, yshape = self._in_shapes
+        xnd, ynd = len(xshape), len(yshape)
         gx = gy = None
         if xnd == 1 and ynd == 1:  # dot
             gx = g * y if need[0] else None
@@ -118,7 +128,7 @@ class MatMul(Function):
             if need[0]:
                 gx = dual.expand_dims(g, (-1,)) * y
             if need[1]:
-                k = x.shape[-1]
+                k = xshape[-1]
                 # fold the batch into the rows: one matrix-vector product, no batched temporary
                 xf = dual.reshape(x, (-1, k)) if xnd > 2 else x
                 gy = dual.swap_last(xf) @ dual.reshape(g, (-1,))
@@ -127,7 +137,7 @@ class MatMul(Function):
                 gx = g @ dual.swap_last(y)
             if need[1]:
                 if ynd == 2 and xnd > 2:  # batched input times a matrix (a linear layer)
-                    k, n = y.shape
+                    k, n = yshape
                     gy = dual.swap_last(dual.reshape(x, (-1, k))) @ dual.reshape(g, (-1, n))
                 else:
                     gy = dual.swap_last(x) @ g
@@ -303,7 +313,13 @@ def matmul(x, y) -> Tensor:
     x, y = _as_operands(x, y)
     if not _matmul_ok(x, y):
         _check_matmul(x, y)
-    return MatMul.apply(x, y)
+    out = MatMul.apply(x, y)
+    xnd, ynd = x.data.ndim, y.data.ndim
+    if out.grad_fn is not None and (xnd > 2 or ynd > 2 or (xnd == 1 and ynd == 2)):
+        # PyTorch's matmul is here a product followed by a view (squeeze, _unsafe_view):
+        # dot, mv and mm alone are single nodes
+        out.grad_fn.top_saves = False
+    return out
 
 
 def mm(x, y) -> Tensor:
@@ -359,7 +375,8 @@ def outer(x, y) -> Tensor:
         raise RuntimeError(f"outer: Expected 1-D argument self, but got {x.data.ndim}-D")
     if y.data.ndim != 1:
         raise RuntimeError(f"outer: Expected 1-D argument vec2, but got {y.data.ndim}-D")
-    return mul(unsqueeze(x, 1), y)
+    with quiet_block():  # float32 overflow to inf, 0 * inf: quietly, as PyTorch
+        return mul(unsqueeze(x, 1), y)
 
 
 # -- einsum --------------------------------------------------------------------------------------
@@ -393,6 +410,7 @@ class Einsum(Function):
 
     raw = True
 
+    @quiet
     def forward(self, *xs, equation):
         self.equation = equation
         self.shapes = tuple(x.shape for x in xs)
@@ -762,11 +780,6 @@ def tensordot(a, b, dims=2) -> Tensor:
 
 
 # -- norms ---------------------------------------------------------------------------------------
-def _quiet():
-    """Silence NumPy's divide/overflow warnings where 0**negative = inf is the intended value."""
-    return np.errstate(divide="ignore", over="ignore", invalid="ignore")
-
-
 class _AbsPow(Function):
     """out = |x|**p;  gx = g * p * sign(x) * |x|**(p-1)  (0 where x == 0)"""
 
@@ -775,7 +788,7 @@ class _AbsPow(Function):
     def forward(self, x, p):
         self.p = p
         self.save(x)
-        with _quiet():
+        with quiet_block():
             return get_xp(x).abs(x) ** p
 
     def backward(self, g):
@@ -813,7 +826,7 @@ def _abs_pow(x, p):
     """|x|**p on arrays, or differentiably (to any order) on Tensors."""
     if isinstance(x, Tensor):
         return _AbsPow.apply(x, p=p)
-    with _quiet():
+    with quiet_block():
         return get_xp(x).abs(x) ** p
 
 
@@ -832,12 +845,13 @@ class VectorNorm(Function):
 
     raw = True
 
+    @quiet
     def forward(self, x, ord, dims, keepdim):
         xp = get_xp(x)
         self.ord, self.dims, self.keepdim = ord, dims, keepdim
         a = xp.abs(x)
         if ord == 2:
-            out = xp.sqrt((a * a).sum(axis=dims, keepdims=keepdim))
+            out = l2_norm(xp, a, dims, keepdim)
         elif ord == 1:
             out = a.sum(axis=dims, keepdims=keepdim)
         elif ord == math.inf:
@@ -847,7 +861,7 @@ class VectorNorm(Function):
         elif ord == 0:
             out = (x != 0).sum(axis=dims, keepdims=keepdim).astype(x.dtype)
         else:
-            with _quiet():
+            with quiet_block():
                 out = (a**ord).sum(axis=dims, keepdims=keepdim) ** (1.0 / ord)
         out = xp.asarray(out, dtype=x.dtype)
         self.save(x, out)
@@ -889,7 +903,7 @@ class VectorNorm(Function):
         d = self.backward(get_xp(out).ones(out.shape, dtype=out.dtype))
         if d is None:
             return None  # ord 0: a count
-        with _quiet():
+        with quiet_block():
             return (t * d).sum(axis=self.dims, keepdims=self.keepdim)
 
 

@@ -13,9 +13,10 @@ probability targets, which PyTorch differentiates too).
 
 from __future__ import annotations
 
+import math
 import warnings
 
-from numpy import broadcast_shapes, errstate  # shape arithmetic and warning control only
+from numpy import broadcast_shapes  # shape arithmetic only
 
 from retrograd import backend
 from retrograd.autograd.forward_ad import (
@@ -29,7 +30,7 @@ from retrograd.autograd.function import Function
 from retrograd.autograd.grad_mode import is_grad_enabled
 from retrograd.backend import get_xp
 from retrograd.ops import dual
-from retrograd.ops._util import _mismatch, as_tensor
+from retrograd.ops._util import _mismatch, as_tensor, quiet, quiet_block
 from retrograd.tensor import Tensor
 
 __all__ = [
@@ -42,7 +43,7 @@ __all__ = [
 
 def _quiet():
     """No NumPy warnings where inf/nan/0 is the intended value (log 0, 0/0, exp underflow)."""
-    return errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore")
+    return quiet_block()
 
 
 _BCE_EPS = 1e-12  # PyTorch's floor of x (1 - x) in the binary cross entropy gradient
@@ -609,10 +610,10 @@ class BinaryCrossEntropyWithLogits(Function):
 
     raw = True
 
+    @quiet  # exp(-|x|) underflows to 0 for large |x|; x = -inf gives -inf + inf = nan
     def forward(self, x, target, weight, pos_weight):
         xp = get_xp(x)
-        with _quiet():  # exp(-|x|) underflows to 0 for large |x|: the intended value
-            softplus_neg = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
+        softplus_neg = xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(-x, 0)
         if pos_weight is None:
             loss = (1 - target) * x + softplus_neg
         else:
@@ -677,3 +678,58 @@ def binary_cross_entropy_with_logits(
             _check_broadcasts_to(v, xd.shape)
     loss = BinaryCrossEntropyWithLogits.apply(x, target, weight=w, pos_weight=pw)
     return _reduce(loss, reduction)
+
+
+# -- mean squared error ----------------------------------------------------------------------------
+class SquaredError(Function):
+    """out = reduce((x - t)^2);  gx = 2 g (x - t) / n,  gt = -gx  (n: the count under "mean")
+
+    One node instead of sub, mul and mean (nn.functional.mse_loss routes here when input and
+    target have one shape and dtype): the same values and gradient bits as those three, at about
+    half their cost. Only x and t are saved (version-checked, as PyTorch's MseLossBackward saves
+    them); the difference is recomputed in backward rather than held, and under create_graph it
+    is rebuilt from the Tensors so that the gradient stays differentiable.
+    """
+
+    raw = True
+
+    @quiet
+    def forward(self, x, target, reduction):
+        d = x - target
+        loss = d * d
+        self.save(x, target)
+        self.n, self.reduction = None, reduction
+        if reduction == "mean":
+            self.n = n = loss.size
+            s = loss.sum()
+            return s / n if n else s * math.nan  # the mean of nothing is nan, as ops.mean
+        if reduction == "sum":
+            return loss.sum()
+        return loss
+
+    def backward(self, g):
+        x, target = self.saved
+        n = self.n
+        if n is not None:
+            g = g / n if n else g * math.nan
+        if isinstance(x, Tensor):
+            gx = g * (x - target)
+            gx = gx * 2
+        else:
+            gx = g * (x - target)
+            gx *= 2  # exact: the bits of (g d) + (g d), what sub, mul and mean gave
+        return gx, (-gx if self.needs_input_grad[1] else None)
+
+    def jvp(self, tx, tt):
+        x, target = self.saved
+        d = x - target
+        t = add_tangents(tx, None if tt is None else -tt)
+        if t is None:
+            return None
+        t = t * d
+        t = t + t
+        n = self.n
+        if n is not None:
+            s = t.sum()
+            return s / n if n else s * math.nan
+        return t.sum() if self.reduction == "sum" else t

@@ -166,12 +166,26 @@ def _embed(a, shape, index, value=0):
     return _embed_array(a, shape, index, value)
 
 
+class UnbindSlice(Slice):
+    """One output of unbind: a view that PyTorch does not let an in-place op write through
+    (while grad mode is on and the write needs a gradient), nor use after another write into
+    its base (see mutation.MULTI_VIEW_MSG)."""
+
+    multi_output = "Unbind"
+
+
+class SplitSlice(Slice):
+    """One output of split or chunk (the same rules as UnbindSlice)."""
+
+    multi_output = "Split"
+
+
 def _dim_index(dim: int, item) -> tuple:
     return (slice(None),) * dim + (item,)
 
 
-def _view_slice(x: Tensor, index) -> Tensor:
-    return _share_version(Slice.apply(x, index=index), x)
+def _view_slice(x: Tensor, index, cls=Slice) -> Tensor:
+    return _share_version(cls.apply(x, index=index), x)
 
 
 # -- reshape family ------------------------------------------------------------------------------
@@ -424,13 +438,19 @@ moveaxis = movedim
 
 # -- broadcasting and repetition -----------------------------------------------------------------
 class BroadcastTo(Function):
-    """out = x broadcast to shape (a read-only view);  gx = g summed back (by the engine)"""
+    """out = x broadcast to shape (a view);  gx = g summed back (by the engine)"""
 
     raw = True
     is_view = True
 
     def forward(self, x, shape):
-        return get_xp(x).broadcast_to(x, shape)
+        # writable, as in PyTorch (NumPy flags it read-only): mutation.check_writable refuses
+        # the writes in which elements that share memory would get different values
+        out = get_xp(x).broadcast_to(x, shape)
+        flags = out.flags
+        if hasattr(flags, "writeable") and not flags.writeable and x.flags.writeable:
+            flags.writeable = True
+        return out
 
     def backward(self, g):
         return g
@@ -714,7 +734,7 @@ def _pieces(x: Tensor, sizes, d: int) -> tuple:
     out = []
     start = 0
     for s in sizes:
-        out.append(_view_slice(x, _dim_index(d, slice(start, start + s))))
+        out.append(_view_slice(x, _dim_index(d, slice(start, start + s)), SplitSlice))
         start += s
     return tuple(out)
 
@@ -772,7 +792,10 @@ def unbind(x, dim: int = 0) -> tuple:
     if not shape:
         raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
     d = canonical_dim(dim, len(shape))
-    return tuple(_view_slice(x, _dim_index(d, i)) for i in range(shape[d]))
+    # a trailing Ellipsis: NumPy gives a 0-d view, not a scalar copy, for a 1-D x
+    return tuple(
+        _view_slice(x, _dim_index(d, i) + (Ellipsis,), UnbindSlice) for i in range(shape[d])
+    )
 
 
 def narrow(x, dim: int, start: int, length: int) -> Tensor:

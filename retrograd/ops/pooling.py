@@ -6,13 +6,16 @@ Pools work on the trailing 1 or 2 dims (every leading dim is a plane: batch and 
 a loop over the kernel offsets, each a strided view of the (padded) input: no loop over pixels,
 channels or batch. Max pools record the flat index of each window's maximum within its plane (as
 PyTorch's `return_indices`); their gradient adds g at those indices, and the gradient of that
-gathers at them again, so second order works. Resampling along an axis is a linear map given by a
+gathers at them again, so second order works. Max pooling over 2x2 blocks (kernel and stride 2,
+the common case) takes pairwise maxima instead and keeps two booleans per output for its
+gradient (`MaxPool2x2`), not an int64 index. Resampling along an axis is a linear map given by a
 small matrix (a gather for nearest modes): bilinear, bicubic and adaptive average pooling apply
 one matrix per spatial axis, the gradient applies its transpose.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import numbers
@@ -22,7 +25,7 @@ from retrograd import backend
 from retrograd.autograd.forward_ad import replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
-from retrograd.ops._util import canonical_dim
+from retrograd.ops._util import canonical_dim, quiet_block
 from retrograd.ops.normalization import _normalize, batch_norm
 from retrograd.tensor import Tensor
 
@@ -243,6 +246,92 @@ def _max_windows(x, w: _Windows):
     return best, idx
 
 
+# -- max pool over 2x2 blocks (kernel 2, stride 2): pairwise maxima ---------------------------
+def _pairs_ok(x, w: _Windows) -> bool:
+    """2x2 blocks tiling the plane: kernel and stride 2, no padding or dilation, even sizes."""
+    return (
+        w.nsp == 2
+        and w.kernel == (2, 2)
+        and w.stride == (2, 2)
+        and w.padding == (0, 0)
+        and w.dilation == (1, 1)
+        and x.size > 0
+        and all(n % 2 == 0 for n in w.sizes)
+    )
+
+
+def _max_pairs(x):
+    """(max of each 2x2 block, whether its bottom row holds the maximum, whether the right
+    column of that row does): left of top first, as PyTorch's scan of the block in row-major
+    order (ties to the first; a NaN wins, the last NaN), over horizontal pairs then rows."""
+    xp = get_xp(x)
+    h, wd = x.shape[-2:]
+    pairs = x.reshape(-1, 2)
+    left, right = pairs[:, 0], pairs[:, 1]
+    rows = xp.maximum(left, right).reshape(-1, 2, wd // 2)  # each row's max, rows in pairs
+    right_wins = xp.greater(right, left)
+    top, bottom = rows[:, 0], rows[:, 1]
+    out = xp.maximum(top, bottom)
+    down = bottom > top
+    if x.dtype.kind == "f" and bool(xp.isnan(out).any()):
+        right_wins |= xp.isnan(right)
+        down |= xp.isnan(bottom)
+    rw = right_wins.reshape(-1, 2, wd // 2)
+    flip = rw[:, 0] ^ rw[:, 1]
+    flip &= down
+    col = rw[:, 0] ^ flip  # the chosen row's choice, without branches
+    return out.reshape(x.shape[:-2] + (h // 2, wd // 2)), down, col
+
+
+def _pairs_index(down, col, shape):
+    """The flat index within the plane (h * W + w) of each block's maximum."""
+    xp = get_xp(down)
+    h, wd = shape[-2:]
+    i = xp.arange(0, h, 2, dtype=backend.int64).reshape(-1, 1)
+    j = xp.arange(0, wd, 2, dtype=backend.int64)
+    out = shape[:-2] + (h // 2, wd // 2)
+    return (i + down.reshape(out)) * wd + (j + col.reshape(out))
+
+
+def _max_pairs_adjoint(g, down, col, shape):
+    """zeros(shape) with g at each block's maximum: mask products into the four block corners
+    (g finite: 0 * g is then exactly 0)."""
+    xp = get_xp(g)
+    g2 = g.reshape(down.shape)
+    gx = xp.empty((g2.shape[0], 2, g2.shape[1], 2), dtype=g.dtype)
+    lower = xp.multiply(g2, down)
+    upper = xp.subtract(g2, lower)
+    for r, part in ((0, upper), (1, lower)):
+        xp.multiply(part, col, out=gx[:, r, :, 1])
+        xp.subtract(part, gx[:, r, :, 1], out=gx[:, r, :, 0])
+    return gx.reshape(shape)
+
+
+class MaxPool2x2(Function):
+    """out = max of each 2x2 block;  gx = g at each block's first maximum, zeros elsewhere"""
+
+    raw = True
+
+    def forward(self, x):
+        out, down, col = _max_pairs(x)
+        self.shape = x.shape
+        self.save(down, col)  # two bytes per output, freed after the backward
+        return out
+
+    def indices(self):
+        down, col = (a.data if isinstance(a, Tensor) else a for a in self.saved)
+        return _pairs_index(down, col, self.shape)
+
+    def backward(self, g):
+        if isinstance(g, Tensor) or not bool(get_xp(g).isfinite(g).all()):
+            return _put(g, self.indices(), self.shape, 2, True)
+        down, col = self.saved
+        return _max_pairs_adjoint(g, down, col, self.shape)
+
+    def jvp(self, t):
+        return _take(t, self.indices(), 2, True)
+
+
 class AvgPool(Function):
     """out = sum of each window / divisor;  gx = g / divisor added back over each window"""
 
@@ -431,6 +520,13 @@ def _pool_args(input, nsp, kernel_size, stride, padding, dilation, op):
 
 # -- max pools ---------------------------------------------------------------------------------
 def _max_pool(input: Tensor, w: _Windows, return_indices: bool):
+    if _pairs_ok(input.data, w):
+        if not return_indices:
+            return MaxPool2x2.apply(input)
+        values, down, col = _max_pairs(input.data)
+        idx = _pairs_index(down, col, input.data.shape)
+        out = TakeAt.apply(input, idx=idx, nsp=2, unique=True, values=values)
+        return out, _const(idx)
     values, idx = _max_windows(input.data, w)
     out = TakeAt.apply(input, idx=idx, nsp=w.nsp, unique=w.disjoint, values=values)
     return (out, _const(idx)) if return_indices else out
@@ -560,10 +656,17 @@ def avg_pool2d(
 
 
 # -- resampling along an axis by a matrix --------------------------------------------------------
-def _map_array(x, m, axis: int, idx=None):
+# A map also comes as taps (cols, weights, valid): output o adds weights[o, k] * x[cols[o, k]]
+# over k (where valid[o, k], if given), PyTorch's own kernel arithmetic. The dense product is
+# fast but multiplies every input by the matrix's zeros: one inf or nan input would turn every
+# output into nan (0 * inf). `_separable` checks its input once, and builds and passes the taps
+# only when it holds an inf or nan.
+def _map_array(x, m, axis: int, idx=None, taps=None):
     xp = get_xp(x)
     if idx is not None:
         return xp.take(x, idx, axis=axis)
+    if taps is not None:
+        return _tap_array(x, taps, axis)
     o, n = m.shape
     if axis == x.ndim - 1:
         lead = x.shape[:-1]
@@ -574,15 +677,32 @@ def _map_array(x, m, axis: int, idx=None):
     return out.reshape(*lead, o, *trail)
 
 
+def _tap_array(x, taps, axis: int):
+    """sum_k weights[:, k] * x[cols[:, k]] along axis (invalid taps left out): inf and nan reach
+    only the outputs whose taps hold them."""
+    xp = get_xp(x)
+    cols, weights, valid = taps
+    shape = (cols.shape[0],) + (1,) * (x.ndim - axis - 1)  # broadcasts along axis
+    out = None
+    with quiet_block():  # inf * 0 of an invalid tap is dropped by the where
+        for k in range(cols.shape[1]):
+            term = xp.take(x, cols[:, k], axis=axis) * weights[:, k].reshape(shape)
+            if valid is not None:
+                term = xp.where(valid[:, k].reshape(shape), term, 0)
+            out = term if out is None else out + term
+    return out.astype(x.dtype, copy=False)
+
+
 class AxisMap(Function):
     """out[.., o, ..] = sum_i m[o, i] x[.., i, ..] along axis (a gather at idx when each row of
-    m picks one entry);  gx = m^T applied along axis"""
+    m picks one entry; by its taps when given, for inputs with an inf or nan);
+    gx = m^T applied along axis"""
 
     raw = True
 
-    def forward(self, x, m, axis, idx=None):
+    def forward(self, x, m, axis, idx=None, taps=None):
         self.m, self.axis = m, axis
-        return _map_array(x, m, axis, idx)
+        return _map_array(x, m, axis, idx, taps)
 
     def backward(self, g):
         return _axis_map(g, self.m.T, self.axis)
@@ -615,18 +735,46 @@ def _average_matrix(n: int, o: int, xp, dtype):
     return inside.astype(dtype) / (end - start)[:, None].astype(dtype)
 
 
+def _average_taps(n: int, o: int, xp, dtype):
+    """Each output's window start..end-1 as taps of weight 1 / (end - start)."""
+    start, end = _adaptive_bounds(n, o, xp)
+    width = end - start
+    cols = start[:, None] + xp.arange(int(width.max()))[None, :]
+    valid = cols < end[:, None]
+    weights = valid.astype(dtype) / width[:, None].astype(dtype)
+    return xp.minimum(cols, n - 1), weights, valid
+
+
 def _separable(input: Tensor, maps) -> Tensor:
-    """Apply (axis, matrix, gather index or None) maps one spatial axis at a time (the last axis
-    first: it needs no transposed copy)."""
-    out = input
-    for axis, m, idx in sorted(maps, key=lambda t: -t[0]):
-        if m is None:
-            continue
+    """Apply (axis, matrix, gather index or None, taps builder or None) maps one spatial axis at
+    a time (the last axis first: it needs no transposed copy). Where the input holds an inf or
+    nan, the matrices with taps apply by their taps (see `_map_array`)."""
+    maps = [t for t in sorted(maps, key=lambda t: -t[0]) if t[1] is not None]
+    if all(taps is None for *_, taps in maps):
+        return _apply_maps(input, maps, False)
+    xp = get_xp(input.data)
+    size_out = input.data.size
+    for _, m, _, _ in maps:
+        size_out = size_out // m.shape[1] * m.shape[0]
+    if size_out < input.data.size:
+        # downsampling: check the (smaller) result; an inf or nan input makes every dense
+        # output along its line inf or nan, and a finite result has no inf or nan behind it
+        with quiet_block():
+            out = _apply_maps(input, maps, False)
+        if bool(xp.isfinite(out.data).all()):
+            return out
+        return _apply_maps(input, maps, True)
+    return _apply_maps(input, maps, not bool(xp.isfinite(input.data).all()))
+
+
+def _apply_maps(out: Tensor, maps, by_taps: bool) -> Tensor:
+    for axis, m, idx, taps in maps:
         k = m.shape[0] // m.shape[1]
         if idx is not None and k > 1 and bool((idx == get_xp(idx).arange(idx.size) // k).all()):
             out = Repeat.apply(out, axis=axis, k=k)
         else:
-            out = AxisMap.apply(out, m=m, axis=axis, idx=idx)
+            taps = taps() if by_taps and taps is not None else None  # taps: built on demand
+            out = AxisMap.apply(out, m=m, axis=axis, idx=idx, taps=taps)
     return out
 
 
@@ -747,7 +895,11 @@ def _adaptive_avg(input: Tensor, output_size, nsp: int, op: str) -> Tensor:
     for i, o in enumerate(out):
         axis = x.ndim - nsp + i
         n = x.shape[axis]
-        maps.append((axis, None if o == n else _average_matrix(n, o, xp, x.dtype), None))
+        if o == n:
+            maps.append((axis, None, None, None))
+        else:
+            taps = functools.partial(_average_taps, n, o, xp, x.dtype)
+            maps.append((axis, _average_matrix(n, o, xp, x.dtype), None, taps))
     return _separable(input, maps)
 
 
@@ -862,8 +1014,8 @@ def _linear_scale(n: int, o: int, scale, align_corners: bool, dtype):
     return t(1.0 / scale) if scale is not None and scale > 0 else t(n) / t(o)
 
 
-def _linear_matrix(n: int, o: int, scale, align_corners: bool, xp, dtype):
-    """Rows of linear interpolation weights (two taps), computed in the input's dtype."""
+def _linear_weights(n: int, o: int, scale, align_corners: bool, xp, dtype):
+    """Each output's two taps i0, i1 and their weights 1 - lam1, lam1 (in the input's dtype)."""
     t = dtype.type
     s = _linear_scale(n, o, scale, align_corners, dtype)
     dst = xp.arange(o).astype(dtype)
@@ -874,15 +1026,27 @@ def _linear_matrix(n: int, o: int, scale, align_corners: bool, xp, dtype):
     i0 = xp.minimum(xp.floor(src).astype(backend.int64), n - 1)
     lam1 = xp.clip(src - i0.astype(dtype), t(0), t(1))
     i1 = i0 + (i0 < n - 1)
+    return i0, i1, t(1) - lam1, lam1
+
+
+def _linear_matrix(n: int, o: int, scale, align_corners: bool, xp, dtype):
+    """Rows of linear interpolation weights (two taps), computed in the input's dtype."""
+    i0, i1, lam0, lam1 = _linear_weights(n, o, scale, align_corners, xp, dtype)
     m = xp.zeros((o, n), dtype=dtype)
     rows = xp.arange(o)
-    m[rows, i0] += t(1) - lam1
+    m[rows, i0] += lam0
     m[rows, i1] += lam1
     return m
 
 
-def _cubic_matrix(n: int, o: int, scale, align_corners: bool, xp, dtype):
-    """Rows of bicubic weights (Keys' kernel, A = -0.75; taps clamped at the borders)."""
+def _linear_taps(n: int, o: int, scale, align_corners: bool, xp, dtype):
+    i0, i1, lam0, lam1 = _linear_weights(n, o, scale, align_corners, xp, dtype)
+    return xp.stack([i0, i1], axis=1), xp.stack([lam0, lam1], axis=1), None
+
+
+def _cubic_weights(n: int, o: int, scale, align_corners: bool, xp, dtype):
+    """Each output's first tap i0 - 1 and the weights of its four taps (Keys' kernel,
+    A = -0.75), in the input's dtype."""
     t = dtype.type
     s = _linear_scale(n, o, scale, align_corners, dtype)
     dst = xp.arange(o).astype(dtype)
@@ -898,13 +1062,24 @@ def _cubic_matrix(n: int, o: int, scale, align_corners: bool, xp, dtype):
     def far(x):  # 1 < |x| < 2
         return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
-    weights = (far(f + 1), near(f), near(1 - f), far((1 - f) + 1))  # as PyTorch rounds
+    return i0, (far(f + 1), near(f), near(1 - f), far((1 - f) + 1))  # as PyTorch rounds
+
+
+def _cubic_matrix(n: int, o: int, scale, align_corners: bool, xp, dtype):
+    """Rows of bicubic weights (taps clamped at the borders)."""
+    i0, weights = _cubic_weights(n, o, scale, align_corners, xp, dtype)
     m = xp.zeros((o, n), dtype=dtype)
     j = xp.arange(n)[None, :]
     for k, wk in enumerate(weights):  # taps clamped onto the same column add up
         cols = xp.clip(i0 - 1 + k, 0, n - 1)
         m += (cols[:, None] == j).astype(dtype) * wk[:, None]
     return m
+
+
+def _cubic_taps(n: int, o: int, scale, align_corners: bool, xp, dtype):
+    i0, weights = _cubic_weights(n, o, scale, align_corners, xp, dtype)
+    cols = xp.stack([xp.clip(i0 - 1 + k, 0, n - 1) for k in range(4)], axis=1)
+    return cols, xp.stack(weights, axis=1).astype(dtype, copy=False), None
 
 
 def _interp_sizes(input, size, scale_factor, recompute_scale_factor, nsp):
@@ -1003,14 +1178,16 @@ def interpolate(
             idx = _nearest_index(n, o, s, mode == "nearest-exact", xp)
             if o == n and bool((idx == xp.arange(n)).all()):
                 continue  # the identity along this axis
-            maps.append((axis, _select_matrix(idx, n, xp, x.dtype), idx))
+            maps.append((axis, _select_matrix(idx, n, xp, x.dtype), idx, None))
         elif mode == "bicubic":
-            maps.append((axis, _cubic_matrix(n, o, s, align_corners, xp, x.dtype), None))
+            taps = functools.partial(_cubic_taps, n, o, s, align_corners, xp, x.dtype)
+            maps.append((axis, _cubic_matrix(n, o, s, align_corners, xp, x.dtype), None, taps))
         elif o != n or not (align_corners or s is None or s == 1.0):
-            maps.append((axis, _linear_matrix(n, o, s, align_corners, xp, x.dtype), None))
+            taps = functools.partial(_linear_taps, n, o, s, align_corners, xp, x.dtype)
+            maps.append((axis, _linear_matrix(n, o, s, align_corners, xp, x.dtype), None, taps))
     if not maps:  # same size: a copy, as PyTorch
         n = sizes[-1]
-        maps.append((x.ndim - 1, xp.eye(n, dtype=x.dtype), xp.arange(n)))
+        maps.append((x.ndim - 1, xp.eye(n, dtype=x.dtype), xp.arange(n), None))
     return _separable(input, maps)
 
 
@@ -1175,8 +1352,9 @@ def _update_instance_running(x, running_mean, running_var, momentum: float) -> N
     """PyTorch's rule: each running statistic moves toward the batch mean of the instance ones
     (unbiased instance variances), in place and without a graph."""
     s = x.shape[-1]
-    mean = x.mean(axis=2)
-    var = ((x - mean[..., None]) ** 2).sum(axis=2) / max(s - 1, 1)
+    with quiet_block():  # inf - inf, float32 squares overflowing: quietly, as PyTorch
+        mean = x.mean(axis=2)
+        var = ((x - mean[..., None]) ** 2).sum(axis=2) / max(s - 1, 1)
     for t, stat in ((running_mean, mean), (running_var, var)):
         if t is None:
             continue

@@ -5,6 +5,14 @@ sequence) before the loop; each step then does ONE product h W_hh^T for all gate
 math on arrays. The backward runs backprop through time in one reverse loop on arrays and
 accumulates dW_hh (and dW_hr) with one matrix product over all steps at the end.
 
+The LSTM goes further (it is the benchmark's W5): its node takes the layer's input itself, so the
+input projection lands straight in the gates' buffer and dW_ih, db and dx are single products
+over all steps too; it runs transposed, a step's gates a (4H, N) block with rows (o, i, f, g),
+so that each gate is contiguous and the step's product is W_hh h^T, the faster BLAS shape here;
+and its large buffers are reused from one call to the next (`_Buffers`). c_n is a second node
+(LSTMState) over the same saved arrays, so the hidden states need no slicing out of a joint
+output.
+
 Two versions of each loop: `_*_arrays` (LSTM, GRU) work in place in preallocated buffers, for
 the forward and a plain backward; the others are written with operators, indexing and the
 helpers below, so they run on arrays and on Tensors. Under `create_graph=True` a rule recomputes
@@ -23,10 +31,16 @@ zero, as PyTorch's pack_padded_sequence / pad_packed_sequence give.
 
 from __future__ import annotations
 
+import sys
+import threading
+import weakref
+from collections import OrderedDict
+
 from retrograd.autograd.forward_ad import add_tangents
 from retrograd.autograd.function import Function
-from retrograd.backend import get_xp
+from retrograd.backend import device_of, get_xp
 from retrograd.ops import dual
+from retrograd.ops._util import quiet
 from retrograd.ops.normalization import linear
 from retrograd.tensor import Tensor
 
@@ -39,6 +53,106 @@ __all__ = [
     "lstm_layer",
     "gru_layer",
 ]
+
+
+# -- reused buffers --------------------------------------------------------------------------------
+class _Buffers:
+    """Large arrays of the recurrent loops, handed out again once nothing else refers to them.
+
+    A fresh array costs a page fault per 4 KiB page on its first write (about 3 us each here:
+    2,500 faults, a quarter of the LSTM forward's time in the char-LSTM benchmark, as glibc gives
+    the blocks freed in one step back to the system before the next). An array is free when this
+    cache holds the only reference to it: a node's saved arrays, an output Tensor's data, a
+    gradient and every view (views keep their base alive) keep it busy. NumPy only (CuPy pools
+    its memory itself); at most `limit` bytes are kept, free arrays of the least recently used
+    shapes dropped first. One cache per weight array (`_buffers_of`), so that the memory goes
+    with the model that uses it.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._arrays: OrderedDict = OrderedDict()  # (shape, dtype) -> [arrays]
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def empty(self, shape: tuple, dtype, like):
+        """An uninitialised array of shape and dtype, on like's device."""
+        xp = get_xp(like)
+        if device_of(like) != "cpu":
+            return xp.empty(shape, dtype=dtype)
+        key = (shape, dtype)
+        with self._lock:
+            arrays = self._arrays.get(key)
+            if arrays is not None:
+                self._arrays.move_to_end(key)
+                k = _free_index(arrays)
+                if k is not None:
+                    return arrays[k]
+            a = xp.empty(shape, dtype=dtype)
+            if self._bytes + a.nbytes > self.limit:
+                self._drop_free(self._bytes + a.nbytes - self.limit)
+            if self._bytes + a.nbytes <= self.limit:
+                self._arrays.setdefault(key, []).append(a)
+                self._bytes += a.nbytes
+            return a
+
+    def _drop_free(self, nbytes: int) -> None:
+        """Forget free arrays, least recently used shapes first, until nbytes are dropped."""
+        for key in list(self._arrays):
+            arrays = self._arrays[key]
+            while nbytes > 0:
+                k = _free_index(arrays)
+                if k is None:
+                    break
+                size = arrays.pop(k).nbytes
+                self._bytes -= size
+                nbytes -= size
+            if not arrays:
+                del self._arrays[key]
+            if nbytes <= 0:
+                return
+
+
+def _free_index(arrays: list, refs: int | None = None):
+    """The index of the first array in the list that nothing outside the list refers to."""
+    refs = _FREE_REFS if refs is None else refs
+    for k, a in enumerate(arrays):
+        if sys.getrefcount(a) <= refs:
+            return k
+    return None
+
+
+def _count_free_refs() -> int:
+    """What sys.getrefcount shows in _free_index for an object only its list holds (the list,
+    the loop's own references, the argument: measured, as interpreters differ)."""
+    probe = [object()]
+    refs = 1
+    while _free_index(probe, refs) is None:
+        refs += 1
+    return refs
+
+
+_FREE_REFS = _count_free_refs()
+
+
+_pools: dict = {}  # id(weight array) -> (weak reference to it, its _Buffers)
+_pools_lock = threading.Lock()
+
+
+def _buffers_of(w) -> _Buffers:
+    """The buffer cache that lives as long as the weight array w (W_hh of a layer)."""
+    key = id(w)
+    with _pools_lock:
+        entry = _pools.get(key)
+        if entry is not None and entry[0]() is w:
+            return entry[1]
+        pool = _Buffers(256 << 20)
+        try:
+            ref = weakref.ref(w, lambda _, key=key: _pools.pop(key, None))
+        except TypeError:  # an array type without weak references: no reuse
+            return pool
+        _pools[key] = (ref, pool)
+        return pool
 
 
 # -- helpers that work on arrays and Tensors -------------------------------------------------------
@@ -131,15 +245,22 @@ def _rnn_forward(gx, h0, w_hh, b, nonlinearity, mask, reverse):
     h = h0
     for t in _order(len(xs), reverse):
         z = xs[t] + h @ wt
-        new = dual.tanh(z) if nonlinearity == "tanh" else z * _positive(z)
+        new = dual.tanh(z) if nonlinearity == "tanh" else _relu(z)
         h = hs[t] = _carry(new, h, ms and ms[t], m1s and m1s[t])
     return hs
 
 
+def _relu(z):
+    """max(z, 0) with nan kept, as PyTorch's relu (z * (z > 0) would turn -inf into nan)."""
+    if isinstance(z, Tensor):
+        return dual.where(z.data <= 0, 0.0, z)
+    return get_xp(z).maximum(z, 0)
+
+
 def _positive(x):
-    """1 where x > 0, else 0 (a constant: relu's derivative)."""
+    """0 where x <= 0, else 1 (a constant: relu's derivative; 1 at nan, as PyTorch's)."""
     d = dual.data(x)
-    return _const((d > 0).astype(d.dtype), x)
+    return _const((~(d <= 0)).astype(d.dtype), x)
 
 
 def _rnn_backward(g, h0, w_hh, hs, nonlinearity, mask, reverse, need):
@@ -168,6 +289,7 @@ class RNNLayer(Function):
 
     raw = True
 
+    @quiet  # inf - inf, 0 * inf: nan without a warning, as in PyTorch
     def forward(self, gx, h0, w_hh, *b, nonlinearity, mask, reverse):
         self.nonlinearity, self.mask, self.reverse = nonlinearity, mask, reverse
         bias = b[0] if b else None
@@ -193,7 +315,7 @@ class RNNLayer(Function):
         # forward through time: dh_t = act'(z_t) (dgx_t + db + dh_{t-1} W^T + h_{t-1} dW^T)
         gx, h0, w_hh, bias, out = self.saved
         xp = get_xp(out)
-        deriv = 1 - out * out if self.nonlinearity == "tanh" else (out > 0).astype(out.dtype)
+        deriv = 1 - out * out if self.nonlinearity == "tanh" else (~(out <= 0)).astype(out.dtype)
         h_prev = _shift(out, h0, self.reverse)
         drive = add_tangents(
             tgx, tb[0] if tb else None, None if tw is None else h_prev @ tw.swapaxes(-1, -2)
@@ -236,12 +358,14 @@ def _gates(a, hidden: int) -> tuple:
     )
 
 
-def _lstm_forward(gx, h0, c0, w_hh, b, w_hr, mask, reverse):
-    """The loop; returns lists (one entry per step) of h, c, gate activations and o tanh c."""
-    hidden = gx.shape[-1] // 4
-    s, off, _ = _lstm_consts(hidden, gx)
+def _lstm_forward(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
+    """The loop from the input x (b: b_ih + b_hh, or None); returns lists (one entry per step) of
+    h, c, gate activations and o tanh c."""
+    hidden = w_hh.shape[0] // 4
+    s, off, _ = _lstm_consts(hidden, x)
+    gx = x @ dual.swap_last(w_ih)
     xs = _steps(gx if b is None else gx + b)
-    ms, m1s = _mask_steps(mask, gx)
+    ms, m1s = _mask_steps(mask, x)
     wt = dual.swap_last(w_hh)
     wrt = None if w_hr is None else dual.swap_last(w_hr)
     n = len(xs)
@@ -260,28 +384,26 @@ def _lstm_forward(gx, h0, c0, w_hh, b, w_hr, mask, reverse):
     return hs, cs, acts, (rs if w_hr is not None else None)
 
 
-def _lstm_backward(g, h0, c0, w_hh, w_hr, hs, cs, acts, rs, mask, reverse, need):
-    """hs, cs, acts, rs stacked over time; returns the gradients of
-    (gx, h0, c0, W_hh, b_hh, W_hr)."""
+def _lstm_backward(gh, gcn, h0, c0, w_hh, w_hr, hs, cs, acts, rs, mask, reverse, need):
+    """gh: the gradient of every h_t, gcn: of c_n; hs, cs, acts, rs stacked over time; returns
+    the gradients of (z (the gates' pre-activations), h0, c0, W_hh, W_hr)."""
     hidden = cs.shape[-1]
-    p = hs.shape[-1]
-    _, off, s2 = _lstm_consts(hidden, g)
-    gh_out, gc_out = _steps(g[..., :p]), _steps(g[..., p:])
+    _, off, s2 = _lstm_consts(hidden, gh)
+    gh_out = _steps(gh)
     # over the whole sequence at once: tanh(c_t) and each gate's derivative d act / dz
     tcs = _steps(dual.tanh(cs))
     u = acts - off
     derivs = _steps(s2 - u * u)
     acts = _steps(acts)
     c_prevs = _steps(_shift(cs, c0, reverse))
-    ms, m1s = _mask_steps(mask, g)
+    ms, m1s = _mask_steps(mask, gh)
     n = len(gh_out)
     gzs, ghs = [None] * n, [None] * n
-    dh = dc = None
+    dh, dc = None, gcn
     for t in _order(n, not reverse):
         # past a sequence's length dh_new and dc_new are 0: the step adds nothing, the state's
         # gradient is carried through unchanged
         dh = gh_out[t] if dh is None else gh_out[t] + dh
-        dc = gc_out[t] if dc is None else gc_out[t] + dc
         m, m1 = (ms[t], m1s[t]) if ms is not None else (None, None)
         dh_new = dh if m is None else dh * m
         dc_new = dc if m is None else dc * m
@@ -295,10 +417,9 @@ def _lstm_backward(g, h0, c0, w_hh, w_hr, hs, cs, acts, rs, mask, reverse, need)
         dh = back_h if m is None else back_h + dh * m1
         dc = back_c if m is None else back_c + dc * m1
     gz = _stack(gzs)
-    gw = _outer_sum(gz, _shift(hs, h0, reverse)) if need[3] else None
-    gb = _sum_rows(gz) if need[4] else None
-    gwr = _outer_sum(_stack(ghs), rs) if need[5] else None
-    return gz, dh, dc, gw, gb, gwr
+    gw = _outer_sum(gz, _shift(hs, h0, reverse)) if need[4] else None
+    gwr = _outer_sum(_stack(ghs), rs) if need[7] else None
+    return gz, dh, dc, gw, gwr
 
 
 # fast path: the loop on arrays, in place, in preallocated buffers (a plain backward never
@@ -310,169 +431,320 @@ def _partial_steps(mask):
     return [bool(v) for v in (mask == 0).any(axis=(1, 2)).tolist()]
 
 
-def _lstm_forward_arrays(gx, h0, c0, w_hh, b, w_hr, mask, reverse):
-    xp = get_xp(gx)
-    steps, batch, four_h = gx.shape
-    hidden, p = four_h // 4, w_hh.shape[1]
-    s, off, _ = _lstm_consts(hidden, gx)
-    # tanh(z * s): the scale folded into the input projection and the weights once
-    gxs = (gx + b) * s if b is not None else gx * s
-    wts = xp.ascontiguousarray(w_hh.T) * s  # C order: the faster BLAS layout here
-    wrt = None if w_hr is None else xp.ascontiguousarray(w_hr.T)
-    dtype = gx.dtype
-    hs = xp.empty((steps, batch, p), dtype=dtype)
-    cs = xp.empty((steps, batch, hidden), dtype=dtype)
-    acts = xp.empty((steps, batch, four_h), dtype=dtype)
-    tcs = xp.empty((steps, batch, hidden), dtype=dtype)
-    rs = None if w_hr is None else xp.empty((steps, batch, hidden), dtype=dtype)
+def _rotate_in(w, hidden: int, scale=1, out=None):
+    """Gate blocks (i, f, g, o) along dim 0 -> (o, i, f, g): the three sigmoids next to each
+    other, and the three gates that dc_t scales too; the sigmoids' rows times scale."""
+    sig = 3 * hidden
+    if out is None:
+        out = get_xp(w).empty(w.shape, dtype=w.dtype)
+    get_xp(w).multiply(w[sig:], scale, out=out[:hidden])
+    get_xp(w).multiply(w[: 2 * hidden], scale, out=out[hidden:sig])
+    out[sig:] = w[2 * hidden : sig]
+    return out
+
+
+def _rows_out(out, hidden: int) -> tuple:
+    """The row blocks of out (gates i, f, g, o) that rows (o, i, f, g)[hidden:] and [:hidden]
+    land in: a product of the rotated rows writes them in PyTorch's order."""
+    return out[: 3 * hidden], out[3 * hidden :]
+
+
+def _gate_product(gz2, m, hidden: int):
+    """gz2 @ m for gz2's rows (o, i, f, g), the result's rows in PyTorch's order (i, f, g, o)."""
+    xp = get_xp(gz2)
+    out = xp.empty((gz2.shape[0], m.shape[1]), dtype=gz2.dtype)
+    ifg, o = _rows_out(out, hidden)
+    xp.matmul(gz2[hidden:], m, out=ifg)
+    xp.matmul(gz2[:hidden], m, out=o)
+    return out
+
+
+def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
+    """The loop in preallocated buffers, transposed: a step's gates are acts[t] (4H, N) with
+    rows (o, i, f, g) (see _rotate_in), states (H, N), so that every gate is one contiguous
+    block and each step's product is W_hh h^T (the faster BLAS shape here). Returns h_t (L, N, P),
+    c_n (N, H) and, stacked over time, the activated gates, c_t, tanh c_t and (with W_hr)
+    o tanh c_t."""
+    xp = get_xp(x)
+    steps, batch, n_in = x.shape
+    four_h, p = w_hh.shape
+    hidden = four_h // 4
+    sig = 3 * hidden
+    dtype = x.dtype
+    # sigmoid(v) = tanh(v / 2) / 2 + 1/2: the halving folded into the weights and bias once
+    w_rec = _rotate_in(w_hh, hidden, 0.5)
+    xt = x.transpose(0, 2, 1)
+    if b is None:
+        w_in = _rotate_in(w_ih, hidden, 0.5)
+    else:  # the bias as one more input column of ones: the product adds it
+        w_in = xp.empty((four_h, n_in + 1), dtype=dtype)
+        _rotate_in(w_ih, hidden, 0.5, out=w_in[:, :n_in])
+        _rotate_in(b, hidden, 0.5, out=w_in[:, n_in])
+        xt1 = xp.empty((steps, n_in + 1, batch), dtype=dtype)
+        xt1[:, :n_in] = xt
+        xt1[:, n_in] = 1
+        xt = xt1
+    # every step's input projection in one batched product, straight into the gates' buffer
+    buffers = _buffers_of(w_hh)
+    acts = buffers.empty((steps, four_h, batch), dtype, x)
+    xp.matmul(w_in, xt, out=acts)
+    wrt = None if w_hr is None else xp.ascontiguousarray(w_hr)
+    hs = buffers.empty((steps, batch, p), dtype, x)
+    cs = buffers.empty((steps, hidden, batch), dtype, x)
+    tcs = buffers.empty((steps, hidden, batch), dtype, x)
+    rs = None if w_hr is None else xp.empty((steps, hidden, batch), dtype=dtype)
+    zt = xp.empty((four_h, batch), dtype=dtype)
+    ig = xp.empty((hidden, batch), dtype=dtype)
+    hp = None if w_hr is None else xp.empty((p, batch), dtype=dtype)
     partial = _partial_steps(mask)
-    h, c = h0, c0
+    h, c = h0.T, c0.T
     for t in _order(steps, reverse):
         a = acts[t]
-        xp.matmul(h, wts, out=a)
-        a += gxs[t]
+        xp.matmul(w_rec, h, out=zt)
+        a += zt
         xp.tanh(a, out=a)
-        a *= s
-        a += off
-        i, f, gg, o = _gates(a, hidden)
+        s = a[:sig]
+        s *= 0.5
+        s += 0.5
+        o, i, f, g = a[:hidden], a[hidden : 2 * hidden], a[2 * hidden : sig], a[sig:]
         ct, tc = cs[t], tcs[t]
         xp.multiply(f, c, out=ct)
-        xp.multiply(i, gg, out=tc)
-        ct += tc
+        xp.multiply(i, g, out=ig)
+        ct += ig
         xp.tanh(ct, out=tc)
+        ht = hs[t].T
         if w_hr is None:
-            xp.multiply(o, tc, out=hs[t])
+            xp.multiply(o, tc, out=ht)
         else:
             xp.multiply(o, tc, out=rs[t])
-            xp.matmul(rs[t], wrt, out=hs[t])
+            xp.matmul(wrt, rs[t], out=hp)
+            ht[...] = hp
         if partial is not None and partial[t]:
-            keep = mask[t] == 0
-            xp.copyto(hs[t], h, where=keep)
+            keep = (mask[t] == 0).T
+            xp.copyto(ht, h, where=keep)
             xp.copyto(ct, c, where=keep)
-        h, c = hs[t], ct
-    return hs, cs, acts, tcs, rs
+        h, c = ht, ct
+    return hs, xp.ascontiguousarray(c.T), acts, cs, tcs, rs
 
 
-def _lstm_backward_arrays(g, h0, c0, w_hh, w_hr, hs, cs, acts, tcs, rs, mask, reverse, need):
-    xp = get_xp(g)
-    steps, batch, p = hs.shape
-    hidden = cs.shape[-1]
-    _, off, s2 = _lstm_consts(hidden, g)
-    g_h, g_c = g[..., :p], g[..., p:]
-    # over the whole sequence at once: d(o tanh c)/dc, and k = d z / d(c_t) for the gates i, f, g
-    # and d z / d(r_t) for o (each gate's d act / dz times what multiplies it), so that a step
-    # is gz_t = [dc_t k_i, dc_t k_f, dc_t k_g, dr_t k_o]
-    i_all, f_all, g_all, o_all = _gates(acts, hidden)
-    odc = o_all * (1 - tcs * tcs)
-    k = acts - off
-    k *= k
-    xp.subtract(s2, k, out=k)
-    k_i, k_f, k_g, k_o = _gates(k, hidden)
-    k_i *= g_all
-    k_f *= _shift(cs, c0, reverse)
-    k_g *= i_all
-    k_o *= tcs
-    k4 = k.reshape(steps, batch, 4, hidden)
-    gz = xp.empty_like(acts)
-    gz4 = gz.reshape(steps, batch, 4, hidden)
-    ghs = xp.empty_like(hs) if w_hr is not None and need[5] else None
+def _lstm_backward_arrays(
+    gh, gcn, x, h0, c0, w_ih, w_hh, w_hr, hs, acts, cs, tcs, rs, mask, reverse, need
+):
+    """The transposed layout of _lstm_forward_arrays; need: (x, h0, c0, W_ih, W_hh, bias, W_hr);
+    returns their gradients (None where not needed; one bias gradient, for b_ih and b_hh)."""
+    xp = get_xp(acts)
+    steps, four_h, batch = acts.shape
+    hidden, p, n_in = four_h // 4, hs.shape[-1], x.shape[-1]
+    sig = 3 * hidden
+    dtype = acts.dtype
+    # dh_{t-1} = W_hh^T gz_t: W_hh^T with its columns in the gates' row order, C order
+    w_back = xp.concatenate([w_hh[sig:].T, w_hh[:sig].T], 1)
+    ght = None
+    if gh is not None:
+        ght = _buffers_of(w_hh).empty((steps, p, batch), dtype, acts)
+        ght[...] = gh.transpose(0, 2, 1)
+    # the gate gradients of all steps, (4H, L, N): one matrix (4H, L N) for the weights' products
+    gz = _buffers_of(w_hh).empty((four_h, steps, batch), dtype, acts)
+    gzt = xp.empty((four_h, batch), dtype=dtype)
+    u = xp.empty((hidden, batch), dtype=dtype)
+    ghs = xp.empty((p, steps, batch), dtype=dtype) if w_hr is not None and need[6] else None
+    gz3 = gzt[hidden:].reshape(3, hidden, batch)  # the rows dc_t scales: i, f, g
     partial = _partial_steps(mask)
-    dh = xp.zeros((batch, p), dtype=g.dtype)
-    dc = xp.zeros((batch, hidden), dtype=g.dtype)
+    dh = xp.zeros((p, batch), dtype=dtype)
+    dc = xp.zeros((hidden, batch), dtype=dtype)
+    if gcn is not None:
+        dc[...] = gcn.T
+    first = steps - 1 if reverse else 0  # the step that started from (h0, c0)
     for t in _order(steps, not reverse):
-        dh_t = g_h[t] + dh
-        dc_t = g_c[t] + dc
+        a, tc = acts[t], tcs[t]
+        o, i, f, g = a[:hidden], a[hidden : 2 * hidden], a[2 * hidden : sig], a[sig:]
+        c_prev = c0.T if t == first else cs[t + 1 if reverse else t - 1]
+        if ght is not None:
+            dh += ght[t]
         cut = partial is not None and partial[t]
         if cut:  # ended sequences: the gradient passes to the carried state unchanged
-            carry_h, carry_c = dh_t * (1 - mask[t]), dc_t * (1 - mask[t])
-            dh_t *= mask[t]
-            dc_t *= mask[t]
+            m = mask[t].T
+            carry_h, carry_c = dh * (1 - m), dc * (1 - m)
+            dh *= m
+            dc *= m
         if w_hr is None:
-            dr = dh_t
+            dr = dh
         else:
             if ghs is not None:
-                ghs[t] = dh_t
-            dr = dh_t @ w_hr
-        dc_t += dr * odc[t]
-        xp.multiply(dc_t[:, None, :], k4[t, :, :3], out=gz4[t, :, :3])
-        xp.multiply(dr, k4[t, :, 3], out=gz4[t, :, 3])
-        dh = gz[t] @ w_hh
-        dc_t *= f_all[t]
-        dc = dc_t
+                ghs[:, t] = dh
+            dr = w_hr.T @ dh
+        # dc_t = dc + dr o (1 - tanh^2 c_t)
+        xp.multiply(tc, tc, out=u)
+        xp.subtract(1, u, out=u)
+        u *= o
+        u *= dr
+        dc += u
+        # gz = d act / dz (sigmoid: a - a^2, tanh: 1 - a^2) times what multiplies the gate
+        s = gzt[:sig]
+        xp.multiply(a[:sig], a[:sig], out=s)
+        xp.subtract(a[:sig], s, out=s)
+        gg = gzt[sig:]
+        xp.multiply(g, g, out=gg)
+        xp.subtract(1, gg, out=gg)
+        xp.multiply(tc, dr, out=u)
+        gzt[:hidden] *= u
+        gzt[hidden : 2 * hidden] *= g
+        gzt[2 * hidden : sig] *= c_prev
+        gg *= i
+        gz3 *= dc
+        if t != first or need[1]:  # the last product only serves h0's gradient
+            xp.matmul(w_back, gzt, out=dh)
+        dc *= f
+        gz[:, t] = gzt  # (a contiguous step buffer, then one copy: faster than strided math)
         if cut:
             dh += carry_h
             dc += carry_c
-    gw = _outer_sum(gz, _shift(hs, h0, reverse)) if need[3] else None
-    gb = _sum_rows(gz) if need[4] else None
-    gwr = _outer_sum(ghs, rs) if ghs is not None else None
-    return gz, dh, dc, gw, gb, gwr
+    # the weights' gradients: one matrix product each over all steps and batch rows
+    gz2 = gz.reshape(four_h, steps * batch)
+    gw_hh = None
+    if need[4]:
+        rows = (steps - 1) * batch
+        if reverse:
+            gw_hh = _gate_product(gz2[:, :rows], hs[1:].reshape(rows, p), hidden)
+        else:
+            gw_hh = _gate_product(gz2[:, batch:], hs[:-1].reshape(rows, p), hidden)
+        if steps:
+            gw_hh += _gate_product(gz[:, first], h0, hidden)
+    gb = None
+    if need[5]:
+        gb = xp.empty(four_h, dtype=dtype)
+        ifg, o = _rows_out(gb, hidden)
+        xp.sum(gz2[hidden:], axis=1, out=ifg)
+        xp.sum(gz2[:hidden], axis=1, out=o)
+    gw_ih = _gate_product(gz2, x.reshape(-1, n_in), hidden) if need[3] else None
+    gx = None
+    if need[0]:
+        gx = (gz2.T @ _rotate_in(w_ih, hidden)).reshape(steps, batch, n_in)
+    gw_hr = None
+    if ghs is not None:
+        gw_hr = ghs.reshape(p, -1) @ rs.transpose(0, 2, 1).reshape(-1, hidden)
+    return gx, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T), gw_ih, gw_hh, gb, gw_hr
 
 
-class LSTMLayer(Function):
-    """z_t = gx_t + h_{t-1} W_hh^T + b_hh (gates i, f, g, o; gx = x W_ih^T + b_ih),
-    c_t = f c_{t-1} + i g,  h_t = (o tanh c_t) W_hr^T (no W_hr: o tanh c_t);  out = [h_t, c_t];
-    backward: backprop through time in one reverse loop, gW_hh = sum_t gz_t^T h_{t-1}"""
+def _combined_bias(b_ih, b_hh):
+    if b_ih is None:
+        return b_hh
+    return b_ih if b_hh is None else b_ih + b_hh
 
-    raw = True
 
-    def forward(self, gx, h0, c0, w_hh, *rest, has_bias, has_proj, mask, reverse):
-        self.has_bias, self.has_proj, self.mask, self.reverse = has_bias, has_proj, mask, reverse
-        b = rest[0] if has_bias else None
-        w_hr = rest[-1] if has_proj else None
-        hs, cs, acts, tcs, rs = _lstm_forward_arrays(gx, h0, c0, w_hh, b, w_hr, mask, reverse)
-        out = get_xp(gx).concatenate([hs, cs], -1)
-        self.save(gx, h0, c0, w_hh, b, w_hr, out, acts, tcs, rs)
-        return out
+class _LSTMNode(Function):
+    """What LSTMLayer and LSTMState share: the saved arrays (the same ones in both nodes), the
+    gradient rule for the gradients of (h_t for every t, c_n) and the forward-mode rule. Not
+    a primitive itself (no forward): its two subclasses are."""
 
-    def backward(self, g):
-        gx, h0, c0, w_hh, b, w_hr, out, acts, tcs, rs = self.saved
+    def _need(self) -> list:
+        """needs_input_grad as (x, h0, c0, W_ih, W_hh, b_ih, b_hh, W_hr), False for the absent."""
         need = list(self.needs_input_grad)
-        if not self.has_bias:
-            need.insert(4, False)
+        for k in (5, 6):
+            if not self.has_bias[k - 5]:
+                need.insert(k, False)
         if not self.has_proj:
             need.append(False)
-        p = h0.shape[-1]
-        if isinstance(g, Tensor):  # create_graph: recompute the loop with differentiable ops
-            hs, cs, acts, rs = _lstm_forward(gx, h0, c0, w_hh, b, w_hr, self.mask, self.reverse)
-            hs, cs, acts = _stack(hs), _stack(cs), _stack(acts)
-            rs = None if rs is None else _stack(rs)
-            grads = _lstm_backward(
-                g, h0, c0, w_hh, w_hr, hs, cs, acts, rs, self.mask, self.reverse, need
-            )
-        else:
-            hs, cs = out[..., :p], out[..., p:]
-            grads = _lstm_backward_arrays(
-                g, h0, c0, w_hh, w_hr, hs, cs, acts, tcs, rs, self.mask, self.reverse, need
-            )
-        gz, gh0, gc0, gw, gb, gwr = grads
-        out = [gz if need[0] else None, gh0 if need[1] else None, gc0 if need[2] else None, gw]
-        if self.has_bias:
-            out.append(gb)
-        if self.has_proj:
-            out.append(gwr)
-        return tuple(out)
+        return need
 
-    def jvp(self, tgx, th0, tc0, tw, *trest):
-        # forward through time: dz = dgx + db + dh_{t-1} W_hh^T + h_{t-1} dW_hh^T, da = act'(z) dz,
-        # dc = df c_{t-1} + f dc_{t-1} + di g + i dg,  dr = do tanh c + o (1 - tanh^2 c) dc,
-        # dh = dr W_hr^T + r dW_hr^T (no W_hr: dr)
-        gx, h0, c0, w_hh, b, w_hr, out, acts, tcs, rs = self.saved
-        xp = get_xp(out)
-        tb = trest[0] if self.has_bias else None
-        twr = trest[-1] if self.has_proj else None
-        p = h0.shape[-1]
+    def _inputs(self, x, h0, c0, w_ih, w_hh, rest, has_bias, has_proj, mask, reverse) -> tuple:
+        """Keep the settings; (b_ih, b_hh, W_hr) from the optional inputs."""
+        self.has_bias, self.has_proj, self.mask, self.reverse = has_bias, has_proj, mask, reverse
+        rest = list(rest)
+        b_ih = rest.pop(0) if has_bias[0] else None
+        b_hh = rest.pop(0) if has_bias[1] else None
+        return b_ih, b_hh, rest[0] if has_proj else None
+
+    def _grads(self, gh, gcn) -> tuple:
+        """The gradients of the inputs from gh (every h_t) and gcn (c_n); None: zero."""
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, hs, acts, cs, tcs, rs = self.saved
+        need = self._need()
+        g = gh if gh is not None else gcn
+        if isinstance(g, Tensor):  # create_graph: recompute the loop with differentiable ops
+            xp = get_xp(g.data)
+            if gh is None:
+                gh = _const(xp.zeros(hs.shape, dtype=g.dtype), g)
+            if gcn is None:
+                gcn = _const(xp.zeros(c0.shape, dtype=g.dtype), g)
+            b = _combined_bias(b_ih, b_hh)
+            lists = _lstm_forward(x, h0, c0, w_ih, w_hh, b, w_hr, self.mask, self.reverse)
+            hs, cs, acts = _stack(lists[0]), _stack(lists[1]), _stack(lists[2])
+            rs = None if lists[3] is None else _stack(lists[3])
+            gz, gh0, gc0, gw_hh, gw_hr = _lstm_backward(
+                gh, gcn, h0, c0, w_hh, w_hr, hs, cs, acts, rs, self.mask, self.reverse, need
+            )
+            gx = gz @ w_ih if need[0] else None
+            gw_ih = _outer_sum(gz, x) if need[3] else None
+            gb_ih = _sum_rows(gz) if need[5] else None
+            gb_hh = _sum_rows(gz) if need[6] else None
+        else:
+            need_arr = need[:5] + [need[5] or need[6], need[7]]
+            gx, gh0, gc0, gw_ih, gw_hh, gb, gw_hr = _lstm_backward_arrays(
+                gh,
+                gcn,
+                x,
+                h0,
+                c0,
+                w_ih,
+                w_hh,
+                w_hr,
+                hs,
+                acts,
+                cs,
+                tcs,
+                rs,
+                self.mask,
+                self.reverse,
+                need_arr,
+            )
+            gb_ih = gb if need[5] else None
+            gb_hh = None
+            if need[6]:  # the same gradient: a second array, as each leaf may keep its own
+                gb_hh = gb.copy() if need[5] else gb
+        grads = [gx, gh0 if need[1] else None, gc0 if need[2] else None, gw_ih, gw_hh]
+        if self.has_bias[0]:
+            grads.append(gb_ih)
+        if self.has_bias[1]:
+            grads.append(gb_hh)
+        if self.has_proj:
+            grads.append(gw_hr)
+        return tuple(grads)
+
+    def _tangents(self, tx, th0, tc0, tw_ih, tw_hh, trest) -> tuple:
+        """Forward mode, the tangents of (h_t for every t, c_n): forward through time,
+        dz = dx W_ih^T + x dW_ih^T + db + dh_{t-1} W_hh^T + h_{t-1} dW_hh^T, da = act'(z) dz,
+        dc = df c_{t-1} + f dc_{t-1} + di g + i dg, dr = do tanh c + o (1 - tanh^2 c) dc,
+        dh = dr W_hr^T + r dW_hr^T (no W_hr: dr)."""
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr = self.saved[:8]
+        xp = get_xp(x)
+        # the activations in PyTorch's layout, recomputed (the saved ones are transposed)
+        b = _combined_bias(b_ih, b_hh)
+        hs, cs, acts, rs = (
+            None if v is None else _stack(v)
+            for v in _lstm_forward(x, h0, c0, w_ih, w_hh, b, w_hr, self.mask, self.reverse)
+        )
+        tcs = xp.tanh(cs)
+        trest = list(trest)
+        tb_ih = trest.pop(0) if self.has_bias[0] else None
+        tb_hh = trest.pop(0) if self.has_bias[1] else None
+        twr = trest[0] if self.has_proj else None
+        steps, batch, p = hs.shape
         hidden = acts.shape[-1] // 4
-        hs, cs = out[..., :p], out[..., p:]
-        _, off, s2 = _lstm_consts(hidden, out)
+        _, off, s2 = _lstm_consts(hidden, hs)
         u = acts - off
         deriv = s2 - u * u
         h_prev, c_prev = _shift(hs, h0, self.reverse), _shift(cs, c0, self.reverse)
-        drive = add_tangents(tgx, tb, None if tw is None else h_prev @ tw.swapaxes(-1, -2))
+        drive = add_tangents(
+            None if tx is None else tx @ w_ih.T,
+            None if tw_ih is None else x @ tw_ih.swapaxes(-1, -2),
+            tb_ih,
+            tb_hh,
+            None if tw_hh is None else h_prev @ tw_hh.swapaxes(-1, -2),
+        )
         proj = None if twr is None else rs @ twr.swapaxes(-1, -2)
-        steps, batch = out.shape[:2]
-        dh = xp.zeros((batch, p), dtype=out.dtype) if th0 is None else th0
-        dc = xp.zeros((batch, hidden), dtype=out.dtype) if tc0 is None else tc0
-        dout = xp.empty_like(out)
+        dh = xp.zeros((batch, p), dtype=hs.dtype) if th0 is None else th0
+        dc = xp.zeros((batch, hidden), dtype=hs.dtype) if tc0 is None else tc0
+        dout = xp.empty_like(hs)
         for t in _order(steps, self.reverse):
             dz = dh @ w_hh.T
             if drive is not None:
@@ -489,8 +761,57 @@ class LSTMLayer(Function):
                 m = self.mask[t]
                 dh_new, dc_new = dh_new * m + dh * (1 - m), dc_new * m + dc * (1 - m)
             dh, dc = dh_new, dc_new
-            dout[t, :, :p], dout[t, :, p:] = dh, dc
-        return dout
+            dout[t] = dh
+        return dout, xp.broadcast_to(dc, (batch, hidden)).copy()
+
+
+class LSTMLayer(_LSTMNode):
+    """z_t = x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh (gates i, f, g, o), c_t = f c_{t-1} + i g,
+    h_t = (o tanh c_t) W_hr^T (no W_hr: o tanh c_t);  out = h_t for every t (c_n: LSTMState);
+    backward: backprop through time in one reverse loop, then gW_hh = sum_t gz_t^T h_{t-1},
+    gW_ih = sum_t gz_t^T x_t and gx = gz W_ih, each one matrix product over all steps"""
+
+    raw = True
+
+    @quiet  # inf - inf, 0 * inf: nan without a warning, as in PyTorch
+    def forward(self, x, h0, c0, w_ih, w_hh, *rest, has_bias, has_proj, mask, reverse, box):
+        # has_bias: (b_ih given, b_hh given); rest holds the given ones, then W_hr; box: a list
+        # that receives (c_n, the saved arrays) for the LSTMState node of the same call
+        b_ih, b_hh, w_hr = self._inputs(
+            x, h0, c0, w_ih, w_hh, rest, has_bias, has_proj, mask, reverse
+        )
+        hs, c_n, acts, cs, tcs, rs = _lstm_forward_arrays(
+            x, h0, c0, w_ih, w_hh, _combined_bias(b_ih, b_hh), w_hr, mask, reverse
+        )
+        saved = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, hs, acts, cs, tcs, rs)
+        self.save(*saved)
+        box.append((c_n, saved))
+        return hs
+
+    def backward(self, g):
+        return self._grads(g, None)
+
+    def jvp(self, tx, th0, tc0, tw_ih, tw_hh, *trest):
+        return self._tangents(tx, th0, tc0, tw_ih, tw_hh, trest)[0]
+
+
+class LSTMState(_LSTMNode):
+    """c_n, the last cell state of the LSTMLayer call whose results `box` holds (nothing is
+    recomputed);  backward: backprop through time from g(c_n) alone"""
+
+    raw = True
+
+    def forward(self, x, h0, c0, w_ih, w_hh, *rest, has_bias, has_proj, mask, reverse, box):
+        self._inputs(x, h0, c0, w_ih, w_hh, rest, has_bias, has_proj, mask, reverse)
+        c_n, saved = box.pop()
+        self.save(*saved)
+        return c_n
+
+    def backward(self, g):
+        return self._grads(None, g)
+
+    def jvp(self, tx, th0, tc0, tw_ih, tw_hh, *trest):
+        return self._tangents(tx, th0, tc0, tw_ih, tw_hh, trest)[1]
 
 
 # -- GRU -------------------------------------------------------------------------------------------
@@ -628,6 +949,7 @@ class GRULayer(Function):
 
     raw = True
 
+    @quiet  # inf - inf, 0 * inf: nan without a warning, as in PyTorch
     def forward(self, gx, h0, w_hh, *b, mask, reverse):
         self.mask, self.reverse = mask, reverse
         bias = b[0] if b else None
@@ -744,22 +1066,20 @@ def _rnn(input, h0, w_ih, w_hh, b_ih, b_hh, nonlinearity, mask, reverse):
 
 def _lstm(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, mask, reverse):
     """One layer and direction: (carried hidden states (L, N, P), h_n, c_n)."""
-    gx = linear(input, w_ih, b_ih)
-    extra = [t for t in (b_hh, w_hr) if t is not None]
-    out = LSTMLayer.apply(
-        gx,
-        h0,
-        c0,
-        w_hh,
-        *extra,
-        has_bias=b_hh is not None,
-        has_proj=w_hr is not None,
-        mask=mask,
-        reverse=reverse,
-    )
-    p = w_hh.data.shape[1]
-    last = out[0 if reverse else -1]
-    return out[..., :p], last[..., :p], last[..., p:]
+    args = [input, h0, c0, w_ih, w_hh] + [t for t in (b_ih, b_hh, w_hr) if t is not None]
+    params = {
+        "has_bias": (b_ih is not None, b_hh is not None),
+        "has_proj": w_hr is not None,
+        "mask": mask,
+        "reverse": reverse,
+        "box": [],
+    }
+    hs = LSTMLayer.apply(*args, **params)
+    c_n = LSTMState.apply(*args, **params)
+    node = c_n.grad_fn
+    if node is not None:  # c_n's rule reads h_t too: changing h_t in place must fail it as well
+        node._versions = [*(node._versions or ()), (hs._version, hs._version[0], hs)]
+    return hs, hs[0 if reverse else -1], c_n
 
 
 def _gru(input, h0, w_ih, w_hh, b_ih, b_hh, mask, reverse):

@@ -9,7 +9,6 @@ Tensors (create_graph=True). Reduced dims are None (all) or a sorted tuple of no
 from __future__ import annotations
 
 import builtins
-import contextlib
 import math
 import warnings
 from collections import namedtuple
@@ -19,7 +18,7 @@ from retrograd.autograd.forward_ad import replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
-from retrograd.ops._util import canonical_dim, canonical_dims
+from retrograd.ops._util import canonical_dim, canonical_dims, l2_norm, quiet, quiet_block
 from retrograd.tensor import Tensor
 
 __all__ = [
@@ -52,8 +51,7 @@ _MinResult = namedtuple("min", ["values", "indices"])
 # -- helpers ---------------------------------------------------------------------------------------
 def _quiet(a):
     """Silence floating-point warnings where inf/nan is the intended result (log 0, inf - inf)."""
-    errstate = getattr(get_xp(dual.data(a)), "errstate", None)
-    return errstate(all="ignore") if errstate is not None else contextlib.nullcontext()
+    return quiet_block()  # a no-op for CuPy, which never warns
 
 
 def _dims(dim, ndim: int):
@@ -195,11 +193,31 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, *, dtype=None) -> Tensor:
             "mean(): could not infer output dtype. Input dtype must be either a floating point "
             f"or complex dtype. Got: {_torch_dtype_name(x.data.dtype)}"
         )
-    dims = _dims(dim, x.data.ndim)
-    n = _count(x.data.shape, dims)
-    s = Sum.apply(x, dims=dims, keepdim=keepdim)
-    # the mean of nothing is nan (no 0/0 warning: nan * 0 is quiet)
-    return s / n if n else s * math.nan
+    return Mean.apply(x, dims=_dims(dim, x.data.ndim), keepdim=keepdim)
+
+
+class Mean(Function):
+    """out = sum(x, dims) / n;  gx = broadcast(g / n)  (n a number: nothing is saved, as
+    PyTorch's MeanBackward)"""
+
+    raw = True
+
+    def forward(self, x, dims, keepdim):
+        self.in_shape, self.dims, self.keepdim = x.shape, dims, keepdim
+        self.n = n = _count(x.shape, dims)
+        s = x.sum(axis=dims, keepdims=keepdim)
+        # the mean of nothing is nan (no 0/0 warning: nan * 0 is quiet)
+        return s / n if n else s * math.nan
+
+    def backward(self, g):
+        n = self.n
+        if isinstance(g, Tensor):  # as PyTorch: a gradient of its own (expand, then divide)
+            g = _restore(g, self.in_shape, self.dims, self.keepdim)
+            return g / n if n else g * math.nan
+        return _restore(g / n if n else g * math.nan, self.in_shape, self.dims, self.keepdim)
+
+    def jvp(self, t):
+        return replay(self, t)
 
 
 # -- variance and standard deviation ---------------------------------------------------------------
@@ -275,7 +293,53 @@ def std(
 ) -> Tensor:
     """Standard deviation over dim; its gradient is 0 where the deviation is 0, as PyTorch's."""
     dims, correction = _correction("std", x, dim, unbiased, correction)
-    return AbsPow.apply(Var.apply(x, dims=dims, keepdim=keepdim, correction=correction), q=0.5)
+    return Std.apply(x, dims=dims, keepdim=keepdim, correction=correction)
+
+
+class Std(Function):
+    """out = sqrt(sum((x - mean)^2) / (N - c)), scaled where the squares overflow or underflow
+    (float32 std of [1e30, 1, 2] is finite, as PyTorch's);  gx = g (x - mean) / ((N - c) out),
+    0 where out == 0 (PyTorch's subgradient)"""
+
+    raw = True
+
+    @quiet
+    def forward(self, x, dims, keepdim, correction):
+        xp = get_xp(x)
+        self.in_shape, self.dims, self.keepdim = x.shape, dims, keepdim
+        n = _count(x.shape, dims)
+        self.n, self.denom = n, builtins.max(n - correction, 0)
+        if n == 0:
+            out = xp.full(_out_shape(x.shape, dims, keepdim), math.nan, dtype=x.dtype)
+        else:
+            d = x - x.sum(axis=dims, keepdims=True) / n
+            out = xp.asarray(l2_norm(xp, d, dims, keepdim, self.denom), dtype=x.dtype)
+        self.save(x, out)
+        return out
+
+    def backward(self, g):
+        x, out = self.saved
+        shape, dims, n = self.in_shape, self.dims, self.n
+        if n == 0:
+            return dual.zeros(shape, g)
+        centered = x - dual.sum(x, dims, True) / n
+        out = _restore(out, shape, dims, self.keepdim)
+        od = dual.data(out)
+        zero = od == 0
+        if zero.any():  # no deviation: gradient 0 (divide by 1 there, then mask)
+            out = out + _like(zero.astype(od.dtype), out)
+            centered = centered * _like((~zero).astype(od.dtype), out)
+        scale = 1 / self.denom if self.denom else math.inf
+        # centered / out first: it is at most sqrt(N) in size, whatever the scale of x
+        return _restore(g, shape, dims, self.keepdim) * scale * (centered / out)
+
+    def jvp(self, t):
+        return _reduction_jvp(self, t, self.in_shape, self.dims, self.keepdim)
+
+
+def _like(array, like):
+    """array as a constant of a rule: a Tensor without history when `like` is a Tensor."""
+    return Tensor._make(array, False, None, 0) if isinstance(like, Tensor) else array
 
 
 class AbsPow(Function):
@@ -338,7 +402,7 @@ class Prod(Function):
         shape, dims, keepdim = self.in_shape, self.dims, self.keepdim
         g = _restore(g, shape, dims, keepdim)
         xd = dual.data(x)
-        if xd.size == 0:
+        if xd.size == 0 or _count(shape, dims) == 1:  # one factor: out = x (also at +-inf)
             return g
         if not (xd == 0).any():
             return g * _restore(out, shape, dims, keepdim) / x
@@ -419,6 +483,7 @@ class Cumprod(Function):
 
     raw = True
 
+    @quiet  # inf * 0 in the running product is nan without a warning, as in PyTorch
     def forward(self, x, axis):
         self.axis = axis
         out = x.copy() if x.ndim == 0 else get_xp(x).cumprod(x, axis=axis)
@@ -797,7 +862,7 @@ class Norm(Function):
             elif p == 1:
                 out = a.sum(**kw)
             elif p == 2:
-                out = xp.sqrt((x * x).sum(**kw))
+                out = l2_norm(xp, a, dims, keepdim)
             else:
                 out = (a**p).sum(**kw) ** (1 / p)
         out = xp.asarray(out, dtype=x.dtype)  # an array (not a NumPy scalar): the rule uses out
