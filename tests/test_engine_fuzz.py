@@ -74,12 +74,7 @@ MAX_POOL = 24
 # xfail(strict=True) test at the end of this file; while its name is listed here, the machine
 # steps around exactly that pattern (and nothing else). Once the core is fixed, the xfail test
 # passes, strict xfail turns that into a failure, and the entry is deleted here.
-KNOWN_DIVERGENCES = {
-    "create_graph requires_grad": (
-        "with create_graph=True, whether a gradient requires grad differs where its derivative "
-        "is zero: abs/relu rules give a constant in retrograd (PyTorch: requires grad)"
-    ),
-}
+KNOWN_DIVERGENCES: dict[str, str] = {}
 MULTI_VIEW_MSG = "This view is the output of a function that returns multiple views"
 # errors a backward raises at some node: a graph with two of them reports either first
 BACKWARD_ERRORS = (
@@ -616,12 +611,7 @@ class EngineMachine(RuleBasedStateMachine):
             assert_close(rgrad, tg, f"grad of {root} w.r.t. {p}", gradient=True)
             if not create:
                 continue
-            if (
-                "create_graph requires_grad" in KNOWN_DIVERGENCES
-                and rgrad.requires_grad != tg.requires_grad
-            ):
-                event("known divergence: create_graph requires_grad")
-                continue
+            assert rgrad.requires_grad == tg.requires_grad, f"requires_grad of grad({root}, {p})"
             if torch.isnan(tg).any():
                 continue  # compared above; a nan is no reference for later steps
             pair = self._add(tg, rgrad, self._label(f"grad({root}, {p})"))
@@ -875,11 +865,19 @@ def test_overwriting_the_saved_output_of_exp_in_place_then_backward_raises():
         x.sum().backward()
 
 
-@_known("create_graph requires_grad")
-def test_create_graph_gradient_of_abs_requires_grad():
-    x = _leaf(1.5)
-    (g,) = rg.autograd.grad((x * 1).abs(), [x], create_graph=True)
-    assert g.requires_grad
+def test_create_graph_gradients_of_abs_and_relu_require_grad():
+    for op in (rg.abs, rg.relu):
+        x = _leaf([1.5, -0.5, 0.0])
+        (g,) = rg.autograd.grad(op(x * 1).sum(), [x], create_graph=True)
+        tx = torch.tensor([1.5, -0.5, 0.0], dtype=torch.float64, requires_grad=True)
+        (tg,) = torch.autograd.grad(
+            getattr(torch, op.__name__)(tx * 1).sum(), [tx], create_graph=True
+        )
+        assert g.requires_grad == tg.requires_grad
+        np.testing.assert_array_equal(g.detach().numpy(), tg.detach().numpy())
+        (h,) = rg.autograd.grad(g.sum(), [x], allow_unused=True)
+        (th,) = torch.autograd.grad(tg.sum(), [tx], allow_unused=True)
+        np.testing.assert_array_equal(h.numpy(), (th + 0).detach().numpy())  # a ZeroTensor
 
 
 def test_create_graph_gradient_through_an_overwritten_tensor_is_a_constant():
@@ -934,12 +932,6 @@ def test_copy_from_a_source_with_more_dims_raises():
         x.copy_(rg.ones((1, 3), dtype=rg.float64))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="x.expand(2, 3, 3)[[0]] is not C-contiguous in retrograd (NumPy's advanced indexing "
-    "of a broadcast array), so .view(9) raises where PyTorch views (the machine skips view and "
-    "reshape wherever the two libraries' layouts differ)",
-)
 def test_view_after_indexing_an_expanded_tensor():
     x = rg.ones((1, 3), dtype=rg.float64)
     assert x.expand(2, 3, 3)[[0]].view(9).shape == (9,)

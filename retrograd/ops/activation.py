@@ -266,7 +266,14 @@ class ReLU(Function):
 
     def backward(self, g):
         (dead,) = self.saved
-        return _zero_where(g, dual.data(dead))
+        dead = dual.data(dead)
+        if isinstance(g, Tensor):
+            # create_graph: PyTorch's threshold_backward(g, out) depends on the output with a zero
+            # derivative, so the gradient requires grad; sign(out) is the mask: rebuild it as a
+            # Tensor of this node (its values are the mask's) and select through a Sign node
+            alive = Tensor._make(get_xp(dead).logical_not(dead).astype(g.dtype), True, self, 0)
+            return g * dual.sign(alive)
+        return _zero_where(g, dead)
 
     def jvp(self, t):
         (dead,) = self.saved

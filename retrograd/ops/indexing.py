@@ -146,6 +146,10 @@ class GetItem(Function):
         self.in_shape, self.index, self.accumulate = x.shape, index, accumulate
         if not self.is_view:  # PyTorch's IndexBackward saves the indices: freed by a backward
             self.save()
+            out = x[index]
+            if not out.flags.c_contiguous:  # NumPy lays a gather of a broadcast array out oddly;
+                out = out.copy()  # PyTorch's is a fresh C-contiguous tensor (it can be viewed)
+            return out
         return x[index]
 
     def backward(self, g):
