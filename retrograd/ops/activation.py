@@ -108,22 +108,27 @@ def _gelu_array(x, g=None):
         out *= x
 
     def gradient(xp, g, x, out, *scratch):
-        cdf(xp, x, out, *scratch)
-        t = scratch[0]  # free again once cdf is in out
-        # x * pdf(x): x * x overflowing to inf and exp underflowing give 0 (quietly), and
-        # 0 * inf = nan at x = +-inf, as the formula
-        xp.multiply(x, x, out=t)
-        t *= -0.5
-        xp.exp(t, out=t)
-        t *= x
-        t *= _INV_SQRT_2PI
-        out += t
+        _gelu_derivative_into(xp, cdf, x, out, scratch)
         out *= g
 
     if g is None:
         return _chunked(forward, (x,), nscratch)
     with quiet_block():
         return _chunked(gradient, (g, x), nscratch)
+
+
+def _gelu_derivative_into(xp, cdf, x, out, scratch) -> None:
+    """out = cdf(x) + x * pdf(x), GELU's derivative, in place (scratch: cdf's scratch arrays)."""
+    cdf(xp, x, out, *scratch)
+    t = scratch[0]  # free again once cdf is in out
+    # x * pdf(x): x * x overflowing to inf and exp underflowing give 0 (quietly), and
+    # 0 * inf = nan at x = +-inf, as the formula
+    xp.multiply(x, x, out=t)
+    t *= -0.5
+    xp.exp(t, out=t)
+    t *= x
+    t *= _INV_SQRT_2PI
+    out += t
 
 
 # -- rule helpers: the same call on arrays (plain backward) and Tensors (create_graph) ----------
@@ -543,15 +548,7 @@ def _gelu_grad_into(x, g):
         for i in range(0, size, _CHUNK):
             j = min(i + _CHUNK, size)
             xc, dc = xf[i:j], d[: j - i]
-            sc = [s[: j - i] for s in scratch]
-            cdf(xp, xc, dc, *sc)
-            t = sc[0]  # free again once cdf is in dc
-            xp.multiply(xc, xc, out=t)
-            t *= -0.5
-            xp.exp(t, out=t)
-            t *= xc
-            t *= _INV_SQRT_2PI
-            dc += t
+            _gelu_derivative_into(xp, cdf, xc, dc, [s[: j - i] for s in scratch])
             gf[i:j] *= dc
     return g
 
