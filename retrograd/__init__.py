@@ -51,6 +51,7 @@ from retrograd.creation import *  # noqa: F403
 from retrograd.diagnostics import explain
 from retrograd.io import load, save
 from retrograd.ops import *  # noqa: F403
+from retrograd.parallel import get_num_threads, set_num_threads
 from retrograd.tensor import Tensor
 
 bool = bool_  # noqa: A001  (retrograd.bool, as torch.bool)

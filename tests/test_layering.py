@@ -16,6 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "retrograd"
 # top-level subpackage -> retrograd subpackages it must never import (directly or lazily)
 FORBIDDEN = {
     "backend": {"tensor", "autograd", "ops", "nn", "optim", "data", "train", "io", "cli", "func"},
+    "parallel": {"tensor", "autograd", "ops", "nn", "optim", "data", "train", "io", "cli", "func"},
     "autograd": {"nn", "optim", "data", "train", "cli", "diagnostics", "rules"},
     "ops": {"nn", "optim", "data", "train", "cli", "diagnostics", "rules", "io"},
     "nn": {"optim", "data", "train", "cli", "diagnostics", "rules"},

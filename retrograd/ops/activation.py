@@ -18,6 +18,7 @@ from retrograd.backend import get_xp
 from retrograd.ops import dual
 from retrograd.ops._util import quiet
 from retrograd.ops.mutation import inplace as _write_inplace
+from retrograd.parallel import parallel_ranges, threads_for
 from retrograd.tensor import Tensor
 
 __all__ = [
@@ -154,9 +155,22 @@ def _zero_bits(g, mask):
     `where` with a random mask is branch-bound: 3.9 ms against 0.29 ms for 256x4096 float32."""
     xp = get_xp(g)
     ints = getattr(xp, _INT_OF_SIZE[g.dtype.itemsize])
-    bits = mask.astype(ints)
-    bits -= 1  # 0 where masked, -1 (all bits set) elsewhere
-    bits &= g.view(ints)
+    threads = (
+        threads_for(g, 2 * g.nbytes) if g.flags.c_contiguous and mask.flags.c_contiguous else 1
+    )
+    if threads == 1:
+        bits = mask.astype(ints)
+        bits -= 1  # 0 where masked, -1 (all bits set) elsewhere
+        bits &= g.view(ints)
+        return bits.view(g.dtype)
+    bits = xp.empty(g.shape, dtype=ints)
+    bf, mf, gf = bits.reshape(-1), mask.reshape(-1), g.reshape(-1).view(ints)
+
+    def part(lo, hi):
+        xp.subtract(mf[lo:hi], 1, out=bf[lo:hi], dtype=ints)
+        bf[lo:hi] &= gf[lo:hi]
+
+    parallel_ranges(g.size, part, threads)
     return bits.view(g.dtype)
 
 
@@ -265,8 +279,21 @@ class ReLU(Function):
     watches_out = True
 
     def forward(self, x):
-        out = get_xp(x).maximum(x, 0)  # NaN propagates, as in PyTorch
-        self.save(out <= 0)  # NaN: False, its gradient passes, as PyTorch's threshold_backward
+        xp = get_xp(x)
+        threads = threads_for(x, 2 * x.nbytes) if x.flags.c_contiguous else 1
+        if threads == 1:
+            out = xp.maximum(x, 0)  # NaN propagates, as in PyTorch
+            self.save(out <= 0)  # NaN: False, its gradient passes, as threshold_backward
+            return out
+        out, dead = xp.empty_like(x), xp.empty(x.shape, dtype=bool)
+        xf, of, df = x.reshape(-1), out.reshape(-1), dead.reshape(-1)
+
+        def part(lo, hi):
+            xp.maximum(xf[lo:hi], 0, out=of[lo:hi])
+            xp.less_equal(of[lo:hi], 0, out=df[lo:hi])
+
+        parallel_ranges(x.size, part, threads)
+        self.save(dead)
         return out
 
     def backward(self, g):
@@ -534,23 +561,16 @@ def _gelu_grad_into(x, g):
     """g *= cdf(x) + x * pdf(x) in place (g: a C-contiguous array no one else holds), over
     cache-sized chunks: the same products as `_gelu_array(x, g)`, bit for bit."""
     from retrograd.ops._util import quiet_block
-    from retrograd.ops.elementwise import _CHUNK, _normal_cdf_kernel
+    from retrograd.ops.elementwise import _chunked, _normal_cdf_kernel
 
     cdf, nscratch = _normal_cdf_kernel(x.dtype)
-    xp = get_xp(x)
-    gf = g.reshape(-1)  # a view: g is C-contiguous
-    xf = xp.ascontiguousarray(x).reshape(-1)
-    size = gf.size
-    n = min(_CHUNK, size)
-    d = xp.empty(n, dtype=g.dtype)
-    scratch = [xp.empty(n, dtype=g.dtype) for _ in range(nscratch)]
+
+    def scale(xp, x, g, d, *scratch):
+        _gelu_derivative_into(xp, cdf, x, d, scratch)
+        g *= d
+
     with quiet_block():
-        for i in range(0, size, _CHUNK):
-            j = min(i + _CHUNK, size)
-            xc, dc = xf[i:j], d[: j - i]
-            _gelu_derivative_into(xp, cdf, xc, dc, [s[: j - i] for s in scratch])
-            gf[i:j] *= dc
-    return g
+        return _chunked(scale, (x,), nscratch + 1, out=g)
 
 
 class GELUTanh(Function):

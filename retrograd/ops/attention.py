@@ -24,6 +24,7 @@ from retrograd.ops.elementwise import where
 from retrograd.ops.movement import cat, pad, permute, reshape, unsqueeze
 from retrograd.ops.normalization import linear
 from retrograd.ops.reduce import softmax
+from retrograd.parallel import parallel_ranges, threads_for
 from retrograd.tensor import Tensor
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward", "causal_mask"]
@@ -46,6 +47,26 @@ def _dtype_name(dtype) -> str:
 
 
 # -- the fused primitive ---------------------------------------------------------------------------
+def _lead_slice(t, a, b, lead):
+    """t's entries a:b along the first batch axis, or t itself when t has no such axis of its
+    own (broadcast from fewer or size-1 batch axes) or there is none."""
+    if not lead or t.ndim - 2 < len(lead) or t.shape[t.ndim - 2 - len(lead)] != lead[0]:
+        return t
+    return t[(slice(None),) * (t.ndim - 2 - len(lead)) + (slice(a, b),)]
+
+
+def _by_batch(part, lead, *arrays) -> None:
+    """part(a, b) over ranges of the first batch axis, on the CPU threads when the inputs are
+    large (retrograd.parallel); part(0, n) in the caller otherwise. Each range writes only its
+    own batch entries, so the bits do not depend on the thread count."""
+    n = lead[0] if lead else 1
+    q, k = arrays[0], arrays[1]
+    # scores, softmax and products: about 8 passes over an (L, S) block per batch entry
+    work = 8 * math.prod(lead) * q.shape[-2] * k.shape[-2] * q.itemsize
+    threads = threads_for(q, work) if all(t.shape[: len(lead)] == lead for t in arrays) else 1
+    parallel_ranges(n, part, threads)
+
+
 def _probs_array(s):
     """Row softmax of the scores s (last axis, overwritten in place), shifted by the row max;
     rows with every score -inf (fully masked) give zeros, as PyTorch's safe softmax does."""
@@ -156,8 +177,14 @@ class ScaledDotProductAttention(Function):
     def _forward_blocks(self, xp, q, k, v):
         lead = xp.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
         out = _empty_heads_last(xp, (*lead, q.shape[-2], v.shape[-1]), q.dtype)
-        for r0, r1 in self.blocks:
-            xp.matmul(self._block_probs(q, k, r0, r1), v[..., :r1, :], out=out[..., r0:r1, :])
+
+        def part(a, b):  # the batch entries a:b (all of them: a slice of nothing)
+            qa, ka, va, oa = (_lead_slice(t, a, b, lead) for t in (q, k, v, out))
+            for r0, r1 in self.blocks:
+                p = self._block_probs(qa, ka, r0, r1)
+                xp.matmul(p, va[..., :r1, :], out=oa[..., r0:r1, :])
+
+        _by_batch(part, lead, q, k)
         return out
 
     def _backward_blocks(self, g, q, k, v, needs):
@@ -166,24 +193,32 @@ class ScaledDotProductAttention(Function):
         gq = xp.empty((*lead, *q.shape[-2:]), dtype=q.dtype) if needs[0] else None
         gk = xp.zeros((*lead, *k.shape[-2:]), dtype=k.dtype) if needs[1] else None
         gv = xp.zeros((*lead, *v.shape[-2:]), dtype=v.dtype) if needs[2] else None
-        for r0, r1 in self.blocks:
-            p = self._block_probs(q, k, r0, r1)
-            gb = g[..., r0:r1, :]
-            if gv is not None:
-                gv[..., :r1, :] += xp.matmul(p.swapaxes(-1, -2), gb)
-            if gq is None and gk is None:
-                continue
-            ds = xp.matmul(gb, v[..., :r1, :].swapaxes(-1, -2))
-            ds -= xp.einsum("...ij,...ij->...i", ds, p)[..., None]
-            ds *= p
-            if gq is not None:
-                xp.matmul(ds, k[..., :r1, :], out=gq[..., r0:r1, :])
-            if gk is not None:
-                gk[..., :r1, :] += xp.matmul(ds.swapaxes(-1, -2), q[..., r0:r1, :])
         scale = q.dtype.type(self.scale)
-        for a in (gq, gk):
-            if a is not None:
-                a *= scale
+
+        def part(a, b):  # the batch entries a:b (all of them: a slice of nothing)
+            qa, ka, va, ga = (_lead_slice(t, a, b, lead) for t in (q, k, v, g))
+            gqa, gka, gva = (
+                None if t is None else _lead_slice(t, a, b, lead) for t in (gq, gk, gv)
+            )
+            for r0, r1 in self.blocks:
+                p = self._block_probs(qa, ka, r0, r1)
+                gb = ga[..., r0:r1, :]
+                if gva is not None:
+                    gva[..., :r1, :] += xp.matmul(p.swapaxes(-1, -2), gb)
+                if gqa is None and gka is None:
+                    continue
+                ds = xp.matmul(gb, va[..., :r1, :].swapaxes(-1, -2))
+                ds -= xp.einsum("...ij,...ij->...i", ds, p)[..., None]
+                ds *= p
+                if gqa is not None:
+                    xp.matmul(ds, ka[..., :r1, :], out=gqa[..., r0:r1, :])
+                if gka is not None:
+                    gka[..., :r1, :] += xp.matmul(ds.swapaxes(-1, -2), qa[..., r0:r1, :])
+            for t in (gqa, gka):
+                if t is not None:
+                    t *= scale
+
+        _by_batch(part, lead, q, k, g)
         return gq, gk, gv
 
     def backward(self, g):

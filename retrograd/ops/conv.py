@@ -35,6 +35,7 @@ from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
 from retrograd.ops._util import quiet
+from retrograd.parallel import parallel_for, threads_for
 from retrograd.tensor import Tensor
 
 # unfold/fold are public through retrograd.nn.functional only: Tensor.unfold means another thing
@@ -209,11 +210,15 @@ class _Flat:
             self.lstrides = (lsize[1] * itemsize, itemsize)
         # runs without wrapped positions: a forward product per image lands in the output as is
         self.direct = self.lflat == math.prod(lsize)
-        per_image = channels * math.prod(ksize) * self.lflat
+        self.image_cols = per_image = channels * math.prod(ksize) * self.lflat
         self.batch = max(1, _FLAT_CHUNK // max(per_image, 1))
 
     def chunks(self, n: int):
         return [(i, min(i + self.batch, n)) for i in range(0, n, self.batch)]
+
+    def threads(self, x, n: int) -> int:
+        """Threads for n images (columns of n images: about the bytes a pass moves)."""
+        return threads_for(x, n * self.image_cols * self.itemsize)
 
     def cols(self, x, groups, per_image=False):
         """Columns (G, C/G * K, nb * L') of a chunk x (nb, C, *sizes); per_image (direct runs
@@ -331,13 +336,16 @@ def _conv_flat(x, w, pads, dilation, groups, lsize, bias=None):
     wg = w.astype(dtype, copy=False).reshape(groups, o // groups, -1)
     out = xp.empty((n, o) + tuple(lsize), dtype=dtype)
     b = None if bias is None else bias.reshape(_bias_shape(out.ndim))
-    for n0, n1 in f.chunks(n):
+    chunks = f.chunks(n)
+
+    def chunk(i):
+        n0, n1 = chunks[i]
         if f.direct:  # a product per image and group, straight into the output
             part = out[n0:n1].reshape(n1 - n0, groups, o // groups, f.lflat)
             xp.matmul(wg, f.cols(x[n0:n1], groups, per_image=True), out=part)
             if b is not None:
                 out[n0:n1] += b
-            continue
+            return
         cols = f.cols(x[n0:n1], groups)
         prod = xp.matmul(wg, cols)  # (G, O/G, nb * L'): one GEMM per group
         valid = f.positions(prod, n1 - n0)
@@ -345,6 +353,8 @@ def _conv_flat(x, w, pads, dilation, groups, lsize, bias=None):
             out[n0:n1] = valid
         else:
             xp.add(valid, b, out=out[n0:n1])
+
+    parallel_for(len(chunks), chunk, f.threads(x, n))
     return out
 
 
@@ -357,9 +367,14 @@ def _conv_flat_input(g, w, sizes, pads, dilation, groups):
     f = _flat(sizes, w.shape[2:], pads, dilation, g.shape[2:], c, dtype.itemsize)
     wt = w.astype(dtype, copy=False).reshape(groups, o // groups, -1).swapaxes(-1, -2)
     gx = xp.zeros((n, c) + tuple(sizes), dtype=dtype)
-    for n0, n1 in f.chunks(n):
+    chunks = f.chunks(n)
+
+    def chunk(i):
+        n0, n1 = chunks[i]
         gs = f.spread(g[n0:n1].astype(dtype, copy=False)).reshape(groups, o // groups, -1)
         f.col2im(xp.matmul(wt, gs), gx[n0:n1])  # (G, C/G * K, nb * L'): one GEMM per group
+
+    parallel_for(len(chunks), chunk, f.threads(g, n))
     return gx
 
 
@@ -376,15 +391,24 @@ def _conv_flat_weight(x, g, ksize, pads, dilation, groups):
     # product per image beats one with a huge inner dimension (0.49 vs 0.96 ms), and g needs no
     # spreading; few positions (12x12 images: 64) favour the single product (1.9 vs 2.6 ms)
     per_image = f.direct and f.lflat >= 4 * max(gw.shape[1:])
-    for n0, n1 in f.chunks(n):
+    chunks = f.chunks(n)
+    parts = [None] * len(chunks)  # each chunk's share, summed in order below (the same bits
+    # for any number of threads)
+
+    def chunk(i):
+        n0, n1 = chunks[i]
         if per_image:
             cols = f.cols(x[n0:n1], groups, per_image=True)  # (nb, G, C/G * K, L)
             gg = g[n0:n1].astype(dtype, copy=False).reshape(cols.shape[:2] + (o // groups, -1))
-            gw += xp.matmul(cols, gg.swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2)
-            continue
+            parts[i] = xp.matmul(cols, gg.swapaxes(-1, -2)).sum(axis=0).swapaxes(-1, -2)
+            return
         gs = f.spread(g[n0:n1].astype(dtype, copy=False)).reshape(groups, o // groups, -1)
         # gw^T = cols gs^T: OpenBLAS runs this orientation ~1.5x faster for few output channels
-        gw += xp.matmul(f.cols(x[n0:n1], groups), gs.swapaxes(-1, -2)).swapaxes(-1, -2)
+        parts[i] = xp.matmul(f.cols(x[n0:n1], groups), gs.swapaxes(-1, -2)).swapaxes(-1, -2)
+
+    parallel_for(len(chunks), chunk, f.threads(x, n))
+    for part in parts:
+        gw += part
     return gw.reshape((o, c // groups) + tuple(ksize))
 
 

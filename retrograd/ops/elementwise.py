@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
+import threading
 
 from retrograd import backend
 from retrograd.autograd.forward_ad import add_tangents, replay
@@ -22,6 +23,7 @@ from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
 from retrograd.ops._util import as_tensor, check_broadcast, promote, quiet
+from retrograd.parallel import parallel_for, threads_for
 from retrograd.tensor import Tensor
 
 __all__ = [
@@ -833,19 +835,34 @@ def _erf64_chunk(xp, x, out, s, z, q):
     out[...] = xp.where(inside, out, z)  # nan stays nan: both branches are nan there
 
 
-def _chunked(kernel, inputs, nscratch: int):
+def _chunked(kernel, inputs, nscratch: int, out=None):
     """kernel(xp, *input_chunks, out_chunk, *scratch) over flat chunks of same-shape arrays of
-    one dtype; returns the output array (the inputs' shape and dtype)."""
+    one dtype; returns the output array (the inputs' shape and dtype; `out`, a C-contiguous
+    array of that shape, when given). The chunks of a large array go over the CPU threads
+    (retrograd.parallel), each thread with its own scratch."""
     xp = get_xp(inputs[0])
     shape = inputs[0].shape
     flats = [xp.ascontiguousarray(a).reshape(-1) for a in inputs]
-    out = xp.empty_like(flats[0])
+    out = xp.empty_like(flats[0]) if out is None else out.reshape(-1)
     size = out.size
-    n = min(_CHUNK, size)
-    scratch = [xp.empty(n, dtype=out.dtype) for _ in range(nscratch)]
-    for i in range(0, size, _CHUNK):
-        j = min(i + _CHUNK, size)
+    # a kernel makes ~10-20 passes over its chunk: worth threads from about 128 KB of input;
+    # threads take chunks 1/threads the size, so that all their scratch is one chunk's worth
+    threads = threads_for(out, 16 * out.nbytes)
+    step = max(1, _CHUNK // threads)
+    n = min(step, size)
+    scratches = {}  # thread -> its scratch arrays
+
+    def chunk(c):
+        i = c * step
+        j = min(i + step, size)
+        scratch = scratches.get(threading.get_ident())
+        if scratch is None:
+            scratch = scratches[threading.get_ident()] = [
+                xp.empty(n, dtype=out.dtype) for _ in range(nscratch)
+            ]
         kernel(xp, *(a[i:j] for a in flats), out[i:j], *(s[: j - i] for s in scratch))
+
+    parallel_for(-(-size // step), chunk, threads)
     return out.reshape(shape)
 
 

@@ -27,6 +27,7 @@ from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops._util import canonical_dim, quiet_block
 from retrograd.ops.normalization import _normalize, batch_norm
+from retrograd.parallel import parallel_ranges, threads_for
 from retrograd.tensor import Tensor
 
 __all__ = [
@@ -263,24 +264,35 @@ def _pairs_ok(x, w: _Windows) -> bool:
 def _max_pairs(x):
     """(max of each 2x2 block, whether its bottom row holds the maximum, whether the right
     column of that row does): left of top first, as PyTorch's scan of the block in row-major
-    order (ties to the first; a NaN wins, the last NaN), over horizontal pairs then rows."""
+    order (ties to the first; a NaN wins, the last NaN), over horizontal pairs then rows.
+    Rows of blocks go in ranges over the CPU threads (retrograd.parallel)."""
     xp = get_xp(x)
     h, wd = x.shape[-2:]
-    pairs = x.reshape(-1, 2)
-    left, right = pairs[:, 0], pairs[:, 1]
-    rows = xp.maximum(left, right).reshape(-1, 2, wd // 2)  # each row's max, rows in pairs
-    right_wins = xp.greater(right, left)
-    top, bottom = rows[:, 0], rows[:, 1]
-    out = xp.maximum(top, bottom)
-    down = bottom > top
-    if x.dtype.kind == "f" and bool(xp.isnan(out).any()):
-        right_wins |= xp.isnan(right)
-        down |= xp.isnan(bottom)
-    rw = right_wins.reshape(-1, 2, wd // 2)
-    flip = rw[:, 0] ^ rw[:, 1]
-    flip &= down
-    col = rw[:, 0] ^ flip  # the chosen row's choice, without branches
-    return out.reshape(x.shape[:-2] + (h // 2, wd // 2)), down, col
+    blocks = x.reshape(-1, 2, wd)  # rows of blocks: (top row, bottom row)
+    nrows, half = blocks.shape[0], wd // 2
+    out = xp.empty((nrows, half), dtype=x.dtype)
+    down = xp.empty((nrows, half), dtype=bool)
+    col = xp.empty((nrows, half), dtype=bool)
+    nan_ok = x.dtype.kind == "f"
+
+    def rows(r0, r1):
+        pairs = blocks[r0:r1].reshape(-1, 2)
+        left, right = pairs[:, 0], pairs[:, 1]
+        best = xp.maximum(left, right).reshape(-1, 2, half)  # each row's max, rows in pairs
+        right_wins = xp.greater(right, left)
+        top, bottom = best[:, 0], best[:, 1]
+        o = xp.maximum(top, bottom, out=out[r0:r1])
+        d = xp.greater(bottom, top, out=down[r0:r1])
+        if nan_ok and bool(xp.isnan(o).any()):
+            right_wins |= xp.isnan(right)
+            d |= xp.isnan(bottom)
+        rw = right_wins.reshape(-1, 2, half)
+        flip = rw[:, 0] ^ rw[:, 1]
+        flip &= d
+        xp.bitwise_xor(rw[:, 0], flip, out=col[r0:r1])  # the chosen row's, without branches
+
+    parallel_ranges(nrows, rows, threads_for(x, 2 * x.nbytes))
+    return out.reshape(x.shape[:-2] + (h // 2, half)), down, col
 
 
 def _pairs_index(down, col, shape):
@@ -295,15 +307,20 @@ def _pairs_index(down, col, shape):
 
 def _max_pairs_adjoint(g, down, col, shape):
     """zeros(shape) with g at each block's maximum: mask products into the four block corners
-    (g finite: 0 * g is then exactly 0)."""
+    (g finite: 0 * g is then exactly 0), rows of blocks in ranges over the CPU threads."""
     xp = get_xp(g)
     g2 = g.reshape(down.shape)
     gx = xp.empty((g2.shape[0], 2, g2.shape[1], 2), dtype=g.dtype)
-    lower = xp.multiply(g2, down)
-    upper = xp.subtract(g2, lower)
-    for r, part in ((0, upper), (1, lower)):
-        xp.multiply(part, col, out=gx[:, r, :, 1])
-        xp.subtract(part, gx[:, r, :, 1], out=gx[:, r, :, 0])
+
+    def rows(r0, r1):
+        gr, out = g2[r0:r1], gx[r0:r1]
+        lower = xp.multiply(gr, down[r0:r1])
+        upper = xp.subtract(gr, lower)
+        for r, part in ((0, upper), (1, lower)):
+            xp.multiply(part, col[r0:r1], out=out[:, r, :, 1])
+            xp.subtract(part, out[:, r, :, 1], out=out[:, r, :, 0])
+
+    parallel_ranges(g2.shape[0], rows, threads_for(g, 8 * g.nbytes))
     return gx.reshape(shape)
 
 

@@ -7,8 +7,8 @@ from retrograd.optim.optimizer import (
     Optimizer,
     ParamsT,
     _check,
+    _each_piece,
     _effective_grad,
-    _pieces,
     _scalar_state,
     _wrap,
 )
@@ -65,7 +65,8 @@ class Adagrad(Optimizer):
         step_t += 1
         clr = float(group["lr"]) / (1 + (float(step_t) - 1) * float(group["lr_decay"]))
         weight_decay, maximize, eps = group["weight_decay"], group["maximize"], float(group["eps"])
-        for pc, gc, state_sum in _pieces(p, g, state["sum"].data):
+
+        def update(pc, gc, state_sum):
             gc = _effective_grad(gc, pc, weight_decay, maximize)
             state_sum += gc * gc
             std = xp.sqrt(state_sum, out=xp.empty_like(pc))
@@ -73,3 +74,5 @@ class Adagrad(Optimizer):
             xp.divide(gc, std, out=std)
             std *= clr
             pc -= std
+
+        _each_piece(update, p, g, state["sum"].data)

@@ -7,9 +7,9 @@ from retrograd.optim.optimizer import (
     Optimizer,
     ParamsT,
     _check,
+    _each_piece,
     _effective_grad,
     _lerp_,
-    _pieces,
     _scalar_state,
     _zeros_like,
 )
@@ -84,7 +84,8 @@ class Adam(Optimizer):
         arrays = [p, g, state["exp_avg"].data, state["exp_avg_sq"].data]
         if amsgrad:
             arrays.append(state["max_exp_avg_sq"].data)
-        for pc, gc, exp_avg, exp_avg_sq, *max_sq in _pieces(*arrays):
+
+        def update(pc, gc, exp_avg, exp_avg_sq, *max_sq):
             if decay != 1:
                 pc *= decay
             gc = _effective_grad(gc, pc, weight_decay, maximize)
@@ -101,6 +102,8 @@ class Adam(Optimizer):
             xp.divide(exp_avg, denom, out=denom)
             denom *= step_size
             pc -= denom
+
+        _each_piece(update, *arrays)
 
 
 class AdamW(Adam):
@@ -172,7 +175,8 @@ class Adamax(Optimizer):
         weight_decay, maximize, eps = group["weight_decay"], group["maximize"], float(group["eps"])
         step_size = float(group["lr"]) / (1 - beta1**step)
         arrays = (p, g, state["exp_avg"].data, state["exp_inf"].data)
-        for pc, gc, exp_avg, exp_inf in _pieces(*arrays):
+
+        def update(pc, gc, exp_avg, exp_inf):
             gc = _effective_grad(gc, pc, weight_decay, maximize)
             _lerp_(exp_avg, gc, 1 - beta1)
             exp_inf *= beta2
@@ -182,6 +186,8 @@ class Adamax(Optimizer):
             xp.divide(exp_avg, exp_inf, out=norm)
             norm *= step_size
             pc -= norm
+
+        _each_piece(update, *arrays)
 
 
 class NAdam(Optimizer):
@@ -244,7 +250,8 @@ class NAdam(Optimizer):
         grad_size = lr * (1.0 - mu) / (1.0 - mu_product)
         avg_size = lr * mu_next / (1.0 - mu_product * mu_next)
         arrays = (p, g, state["exp_avg"].data, state["exp_avg_sq"].data)
-        for pc, gc, exp_avg, exp_avg_sq in _pieces(*arrays):
+
+        def update(pc, gc, exp_avg, exp_avg_sq):
             if decay != 1:
                 pc *= decay
             gc = _effective_grad(gc, pc, weight_decay, maximize)
@@ -256,3 +263,5 @@ class NAdam(Optimizer):
             denom += eps
             pc -= grad_size * (gc / denom)
             pc -= avg_size * (exp_avg / denom)
+
+        _each_piece(update, *arrays)

@@ -18,6 +18,7 @@ import numpy as np
 
 from retrograd import backend
 from retrograd.autograd.grad_mode import enable_grad
+from retrograd.parallel import parallel_for, threads_for
 from retrograd.tensor import Tensor
 
 ParamsT = Iterable[Tensor] | Iterable[dict[str, Any]] | Iterable[tuple[str, Tensor]]
@@ -289,6 +290,19 @@ def _pieces(p, *arrays) -> Iterable[tuple]:
         if a.shape != p.shape or not a.flags.c_contiguous:
             return ((p, *arrays),)
     return _chunked((p, *arrays), p.size)
+
+
+def _each_piece(update: Callable[..., None], p, *arrays) -> None:
+    """update(p_piece, *pieces) over `_pieces(p, *arrays)`: the pieces of a large parameter
+    on the CPU threads at once (retrograd.parallel), each in its own slice, so the bits are
+    the same for any thread count."""
+    pieces = _pieces(p, *arrays)
+    if type(pieces) is tuple:
+        update(*pieces[0])
+        return
+    pieces = list(pieces)
+    threads = threads_for(p, p.nbytes * (len(arrays) + 1))
+    parallel_for(len(pieces), lambda i: update(*pieces[i]), threads)
 
 
 def _chunked(arrays: tuple, n: int):

@@ -7,9 +7,9 @@ from retrograd.optim.optimizer import (
     Optimizer,
     ParamsT,
     _check,
+    _each_piece,
     _effective_grad,
     _lerp_,
-    _pieces,
     _scalar_state,
     _zeros_like,
 )
@@ -70,7 +70,8 @@ class RMSprop(Optimizer):
             arrays.append(state["grad_avg"].data)
         if momentum > 0:
             arrays.append(state["momentum_buffer"].data)
-        for pc, gc, square_avg, *rest in _pieces(*arrays):
+
+        def update(pc, gc, square_avg, *rest):
             gc = _effective_grad(gc, pc, weight_decay, maximize)
             square_avg *= alpha
             square_avg += (1 - alpha) * gc * gc
@@ -89,3 +90,5 @@ class RMSprop(Optimizer):
                 buf += avg
                 avg = buf
             pc -= lr * avg
+
+        _each_piece(update, *arrays)

@@ -8,9 +8,8 @@ from retrograd.optim.optimizer import (
     Optimizer,
     ParamsT,
     _check,
-    _chunk_size,
+    _each_piece,
     _effective_grad,
-    _pieces,
     _wrap,
 )
 
@@ -59,15 +58,19 @@ class SGD(Optimizer):
                 _plain_step(p, g, lr)
             return
         if momentum == 0:
-            for pc, gc in _pieces(p, g):
+
+            def update(pc, gc):
                 pc -= lr * _effective_grad(gc, pc, weight_decay, maximize)
+
+            _each_piece(update, p, g)
             return
         damp, nesterov = 1 - float(group["dampening"]), group["nesterov"]
         buf = state.get("momentum_buffer")
         first = buf is None
         if first:  # the first step starts the buffer at the gradient, undamped
             buf = state["momentum_buffer"] = _wrap(get_xp(p).empty_like(g, order="C"))
-        for pc, gc, bc in _pieces(p, g, buf.data):
+
+        def update(pc, gc, bc):
             gc = _effective_grad(gc, pc, weight_decay, maximize)
             if first:
                 bc[...] = gc
@@ -76,16 +79,16 @@ class SGD(Optimizer):
                 bc += damp * gc
             pc -= lr * (gc + momentum * bc if nesterov else bc)
 
+        _each_piece(update, p, g, buf.data)
+
 
 def _plain_step(p, g, lr: float) -> None:
-    """p -= lr * g for a large parameter, through one small scratch buffer."""
-    pieces = _pieces(p, g)
-    if type(pieces) is tuple:
-        p -= lr * g
-        return
+    """p -= lr * g for a large parameter, a chunk at a time (through a chunk-sized temporary)."""
     xp = get_xp(p)
-    scratch = xp.empty(_chunk_size(p.size), dtype=xp.result_type(g, lr))
-    for pc, gc in pieces:
-        s = scratch[: pc.size]
-        xp.multiply(gc, lr, out=s)
+    dtype = xp.result_type(g, lr)
+
+    def update(pc, gc):
+        s = xp.multiply(gc, lr, dtype=dtype)
         pc -= s
+
+    _each_piece(update, p, g)

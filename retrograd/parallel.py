@@ -1,0 +1,315 @@
+"""The CPU's threads: how many the work may use, and a loop over independent pieces that
+spreads them over that many threads.
+
+NumPy's BLAS already runs a matrix product on several threads, but every other NumPy operation
+(a ufunc, a copy, a reduction) runs on one. Where an op's work splits into independent pieces
+(chunks of a flat array, groups of images in a convolution, blocks of queries in attention),
+`parallel_for` runs the pieces on a small pool of threads: NumPy releases the GIL inside its
+loops, so the pieces really run at once. The BLAS runs one thread per piece meanwhile, so the
+threads never oversubscribe the cores.
+
+The thread count is BLAS's (OpenBLAS's `openblas_get_num_threads`, which `OPENBLAS_NUM_THREADS`
+and threadpoolctl set), or the one `set_num_threads` gave; the pool follows it live. A loop
+whose pieces are too small to pay for a thread's wake-up (tens of microseconds on a virtual
+machine) runs in the caller: ops pass the work they are about to do and the loop decides.
+The pool's own splits never change the bits: every piece writes its own part of the output,
+and pieces that add into one array hand back partial results that the caller sums in order.
+(OpenBLAS's own threaded products can differ in the last bit from its one-thread ones, as
+PyTorch's do across thread counts.) Only NumPy arrays are split; CuPy's work goes as it is.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import ctypes
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as _np
+
+from retrograd.backend import get_xp
+
+_ndarray = _np.ndarray
+_clock = time.perf_counter
+
+__all__ = [
+    "get_num_threads",
+    "set_num_threads",
+    "parallel_for",
+    "parallel_ranges",
+    "threads_for",
+    "matmul",
+]
+
+# below this many bytes of memory traffic (or its equivalent in arithmetic) a piece of work runs
+# in the caller: waking a sleeping thread costs 15-45 us here, a 1 MB pass about 50-100 us
+MIN_PARALLEL_BYTES = 1 << 20
+
+
+class _Blas:
+    """OpenBLAS's thread-count functions, found among the loaded libraries (Linux: in
+    /proc/self/maps); absent when NumPy runs another BLAS."""
+
+    def __init__(self) -> None:
+        self.get = self.set = None
+        for path in _loaded_openblas():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:  # pragma: no cover - listed but not loadable
+                continue
+            for prefix in ("scipy_openblas", "openblas"):
+                for suffix in ("64_", "_64", ""):
+                    get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                    put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                    if get is not None and put is not None:
+                        get.restype, get.argtypes = ctypes.c_int, []
+                        put.restype, put.argtypes = None, [ctypes.c_int]
+                        self.get, self.set = get, put
+                        return
+
+
+def _loaded_openblas() -> list[str]:
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split(None, 5)[-1].strip() for line in f if "openblas" in line.lower()}
+    except OSError:  # pragma: no cover - not Linux
+        return []
+    return sorted(p for p in paths if p.startswith("/") and ".so" in p)
+
+
+_blas: _Blas | None = None
+_set_count: int | None = None  # set_num_threads's, when it was called and BLAS is not OpenBLAS
+
+
+def _blas_funcs() -> _Blas:
+    global _blas
+    if _blas is None:
+        _blas = _Blas()  # (numpy, imported above, has loaded its BLAS)
+    return _blas
+
+
+def _default_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def get_num_threads() -> int:
+    """The number of threads retrograd's CPU work uses: BLAS's, or what set_num_threads set."""
+    blas = _blas_funcs()
+    if blas.get is not None:
+        return max(1, int(blas.get()))
+    return _set_count if _set_count is not None else _default_count()
+
+
+def set_num_threads(n: int) -> None:
+    """Use n threads for CPU work: matrix products (NumPy's BLAS) and the ops that split
+    their work (torch.set_num_threads)."""
+    global _set_count
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise RuntimeError(f"set_num_threads expects a positive integer, but got {n!r}")
+    blas = _blas_funcs()
+    if blas.set is not None:
+        blas.set(n)
+    _set_count = n
+
+
+def threads_for(array, nbytes: int) -> int:
+    """How many threads work of about nbytes on array (a NumPy array: the pool never runs
+    another array library's work) may use: 1 when it is too small to share."""
+    if nbytes < 2 * MIN_PARALLEL_BYTES or type(array).__module__ != "numpy":
+        return 1
+    if _pool.busy:  # a loop inside a piece runs in its thread
+        return 1
+    return min(get_num_threads(), nbytes // MIN_PARALLEL_BYTES)
+
+
+class _Worker:
+    __slots__ = ("go", "done", "job", "thread")
+
+    def __init__(self) -> None:
+        self.go = threading.Lock()
+        self.go.acquire()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.job: Callable[[], None] | None = None
+        self.thread = threading.Thread(target=self._serve, daemon=True, name="retrograd-worker")
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            self.go.acquire()
+            try:
+                self.job()
+            finally:
+                self.done.release()
+
+
+class _Pool:
+    """Persistent daemon threads, each waiting on its own lock; one loop at a time (a loop
+    that finds the pool busy runs in its caller)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.busy = False
+        self.workers: list[_Worker] = []
+
+    def run(self, count: int, body: Callable[[int], None], threads: int) -> None:
+        if not self.lock.acquire(blocking=False):
+            for i in range(count):
+                body(i)
+            return
+        try:
+            self.busy = True
+            self._run(count, body, threads)
+        finally:
+            self.busy = False
+            self.lock.release()
+
+    def _run(self, count: int, body: Callable[[int], None], threads: int) -> None:
+        while len(self.workers) < threads - 1:
+            self.workers.append(_Worker())
+        todo = iter(range(count))  # shared: next() on it is atomic under the GIL
+        errors: list[BaseException] = []
+
+        def loop() -> None:
+            try:
+                for i in todo:
+                    if errors:
+                        return
+                    body(i)
+            except BaseException as e:  # handed to the caller below
+                errors.append(e)
+
+        context = contextvars.copy_context()  # NumPy's error state, grad mode: the caller's
+        job = lambda: context.copy().run(loop)  # noqa: E731
+        blas = _blas_funcs()
+        blas_threads = None if blas.get is None else blas.get()
+        if blas_threads is not None:
+            blas.set(1)  # one BLAS thread per piece while the pieces run side by side
+        try:
+            workers = self.workers[: threads - 1]
+            for w in workers:
+                w.job = job
+                w.go.release()
+            loop()
+            for w in workers:
+                w.done.acquire()
+                w.job = None
+        finally:
+            if blas_threads is not None:
+                blas.set(blas_threads)
+        if errors:
+            raise errors[0]
+
+
+_pool = _Pool()
+
+
+def _after_fork() -> None:  # the child has none of the parent's threads
+    global _pool
+    _pool = _Pool()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def parallel_for(count: int, body: Callable[[int], None], threads: int) -> None:
+    """body(i) for every i in range(count), on up to `threads` threads (`threads_for` says how
+    many the work may use). The pieces must be independent: each writes only its own part of
+    any output. The first exception a piece raises is raised here once all threads stopped."""
+    if threads <= 1 or count <= 1:
+        for i in range(count):
+            body(i)
+        return
+    _pool.run(count, body, min(threads, count))
+
+
+def parallel_ranges(n: int, body: Callable[[int, int], None], threads: int, grain: int = 1) -> None:
+    """body(lo, hi) over contiguous ranges that cover range(n): all of it at once in the caller
+    when threads is 1, else two ranges a thread (multiples of grain), taken in turn as threads
+    free up, so a thread that wakes late takes fewer. (More, smaller ranges measured slower:
+    their Python calls contend for the GIL.)"""
+    if threads <= 1 or n <= grain:
+        body(0, n)
+        return
+    size = -(-n // (2 * threads))
+    size = -(-size // grain) * grain
+    starts = range(0, n, size)
+    parallel_for(len(starts), lambda i: body(starts[i], min(starts[i] + size, n)), threads)
+
+
+# -- matrix products: one pool awake at a time --------------------------------------------------
+# OpenBLAS's own threads spin for about 2^28 cycles (~0.1 s) after a threaded product before
+# they sleep; while they spin they hold a core, and a loop on this pool then gets no second
+# core (measured: W6's GELU and attention gained nothing on two threads while OpenBLAS's
+# threads were awake, and 12 ms a step once they slept). So large products, when OpenBLAS's
+# threads are asleep, are split over this pool instead (one BLAS thread per part: as fast as
+# OpenBLAS's own split from about 5 ms of work), and small ones run on one BLAS thread
+# (OpenBLAS threads anything above 64^3 multiply-adds, where waking a thread costs more than
+# it saves). Medium products, where OpenBLAS's split is hard to beat, stay OpenBLAS's.
+SMALL_MACS = 1 << 21  # multiply-adds: below, one BLAS thread
+LARGE_MACS = 1 << 25  # from here, split over this pool while OpenBLAS's threads sleep
+OPENBLAS_SPIN_S = 0.12  # how long OpenBLAS's threads stay awake after a threaded product
+_OPENBLAS_OWN = 1 << 18  # OpenBLAS runs products below this many multiply-adds on one thread
+_blas_awake_until = 0.0
+
+
+def matmul(a, b, out=None):
+    """a @ b for NumPy arrays (into out when given), with the threads chosen as above (a stack
+    of matrices by the size of one); any other arrays go to their library's matmul as they are.
+    Every part of a split is a product of whole rows (or columns) of the result: at these
+    sizes the same bits as the one-thread product (tests/test_parallel.py)."""
+    global _blas_awake_until
+    if type(a) is not _ndarray or type(b) is not _ndarray or a.ndim < 2 or b.ndim < 2:
+        return a @ b if out is None else get_xp(a).matmul(a, b, out=out)
+    macs = a.shape[-2] * a.shape[-1] * b.shape[-1]
+    if macs < _OPENBLAS_OWN:
+        return _np.matmul(a, b, out=out)
+    blas = _blas_funcs()
+    threads = 1 if blas.get is None or _pool.busy else blas.get()
+    if threads == 1:
+        return _np.matmul(a, b, out=out)
+    if macs < SMALL_MACS:
+        blas.set(1)
+        try:
+            return _np.matmul(a, b, out=out)
+        finally:
+            blas.set(threads)
+    now = _clock()
+    if (
+        macs < LARGE_MACS
+        or a.ndim != 2
+        or b.ndim != 2
+        or now < _blas_awake_until
+        or not _pool.lock.acquire(blocking=False)
+    ):
+        _blas_awake_until = now + OPENBLAS_SPIN_S
+        return _np.matmul(a, b, out=out)
+    _pool.lock.release()  # (parallel_for takes it again; a race to it only runs serially)
+    m, n = a.shape[0], b.shape[1]
+    if out is None:
+        out = _np.empty((m, n), dtype=_np.result_type(a, b))
+    if m >= n:
+        step = -(-m // threads)
+        parallel_for(
+            threads,
+            lambda i: _np.matmul(
+                a[i * step : (i + 1) * step], b, out=out[i * step : (i + 1) * step]
+            ),
+            threads,
+        )
+    else:
+        step = -(-n // threads)
+        parallel_for(
+            threads,
+            lambda i: _np.matmul(
+                a, b[:, i * step : (i + 1) * step], out=out[:, i * step : (i + 1) * step]
+            ),
+            threads,
+        )
+    return out

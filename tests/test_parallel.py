@@ -1,0 +1,277 @@
+"""retrograd.parallel: the thread count (BLAS's, as torch.get/set_num_threads), the loop over
+independent pieces (every piece once, errors and NumPy's error state carried over, one loop at a
+time, BLAS at one thread inside), and the ops that split their work over it giving the same bits
+on one thread and on two.
+
+The ops are run with `MIN_PARALLEL_BYTES` lowered, so that small arrays take the threaded path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+import retrograd as rg
+from retrograd import nn, optim, parallel
+from retrograd.nn import functional as F
+
+COUNTS = {"ops bitwise equal on 1 and 2 threads": 0}
+
+
+def teardown_module(module):
+    print(f"\nparallel: {COUNTS['ops bitwise equal on 1 and 2 threads']} ops bitwise equal")
+
+
+@pytest.fixture
+def threads():
+    """Restores the thread count a test changes."""
+    before = parallel.get_num_threads()
+    yield
+    parallel.set_num_threads(before)
+
+
+def test_set_num_threads_round_trip(threads):
+    parallel.set_num_threads(1)
+    assert parallel.get_num_threads() == 1
+    parallel.set_num_threads(2)
+    assert parallel.get_num_threads() == 2
+    assert rg.get_num_threads() == 2  # the public names
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_rejects(bad, threads):
+    with pytest.raises(RuntimeError, match="set_num_threads expects a positive integer"):
+        parallel.set_num_threads(bad)
+
+
+def test_set_num_threads_sets_blas():
+    blas = parallel._blas_funcs()
+    if blas.get is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS here")
+    before = blas.get()
+    try:
+        parallel.set_num_threads(1)
+        assert blas.get() == 1
+    finally:
+        parallel.set_num_threads(before)
+
+
+def test_every_piece_runs_once():
+    seen = []
+    lock = threading.Lock()
+
+    def body(i):
+        with lock:
+            seen.append(i)
+
+    parallel.parallel_for(100, body, 2)
+    assert sorted(seen) == list(range(100))
+
+
+def test_pieces_run_on_two_threads_at_once():
+    """Each of two pieces waits for the other: only two threads together finish them."""
+    barrier = threading.Barrier(2, timeout=20)
+    idents = set()
+
+    def body(i):
+        idents.add(threading.get_ident())
+        barrier.wait()
+
+    parallel.parallel_for(2, body, 2)
+    assert len(idents) == 2
+
+
+def test_ranges_cover_once():
+    hits = np.zeros(1003, dtype=int)
+
+    def body(lo, hi):
+        hits[lo:hi] += 1
+
+    parallel.parallel_ranges(hits.size, body, 2, grain=8)
+    assert (hits == 1).all()
+    parallel.parallel_ranges(hits.size, body, 1)
+    assert (hits == 2).all()
+
+
+def test_error_in_a_piece_is_raised_and_the_pool_recovers():
+    def body(i):
+        if i == 3:
+            raise ValueError("piece 3 failed")
+
+    with pytest.raises(ValueError, match="piece 3 failed"):
+        parallel.parallel_for(8, body, 2)
+    out = []
+    parallel.parallel_for(4, out.append, 2)
+    assert sorted(out) == [0, 1, 2, 3]
+
+
+def test_workers_see_the_callers_numpy_error_state():
+    barrier = threading.Barrier(2, timeout=20)
+
+    def body(i):
+        barrier.wait()  # both threads run a piece
+        np.divide(np.ones(4, dtype=np.float32), 0)
+
+    with np.errstate(divide="raise"):
+        with pytest.raises(FloatingPointError):
+            parallel.parallel_for(2, body, 2)
+    with np.errstate(divide="ignore"):
+        barrier.reset()
+        parallel.parallel_for(2, body, 2)  # no warning, no error
+
+
+def test_a_loop_inside_a_piece_runs_in_its_thread():
+    inner = []
+
+    def body(i):
+        inner.append(parallel.threads_for(np.empty(1 << 22, dtype=np.uint8), 1 << 30))
+
+    parallel.parallel_for(2, body, 2)
+    assert inner == [1, 1]
+
+
+def test_blas_runs_one_thread_inside_and_is_restored(threads):
+    blas = parallel._blas_funcs()
+    if blas.get is None:
+        pytest.skip("NumPy's BLAS is not OpenBLAS here")
+    parallel.set_num_threads(2)
+    inside = []
+    parallel.parallel_for(2, lambda i: inside.append(blas.get()), 2)
+    assert inside == [1, 1]
+    assert blas.get() == 2
+
+
+def test_threads_for_small_work_and_other_arrays(threads):
+    parallel.set_num_threads(2)
+    a = np.empty(10, dtype=np.float32)
+    assert parallel.threads_for(a, 100) == 1
+    assert parallel.threads_for(a, 64 * parallel.MIN_PARALLEL_BYTES) == 2
+    assert parallel.threads_for([1.0], 64 * parallel.MIN_PARALLEL_BYTES) == 1  # not NumPy's
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_pool():
+    parallel.parallel_for(2, lambda i: None, 2)  # the parent's worker exists
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            out = []
+            parallel.parallel_for(4, out.append, 2)
+            os._exit(0 if sorted(out) == [0, 1, 2, 3] else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+# -- ops: the same bits on one thread and on two ------------------------------------------------
+def _run(fn, nthreads, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 1 << 10)
+    monkeypatch.setattr(parallel, "SMALL_MACS", 1 << 18)  # products split from 512K on
+    monkeypatch.setattr(parallel, "LARGE_MACS", 1 << 19)
+    monkeypatch.setattr(parallel, "_blas_awake_until", 0.0)
+    parallel.set_num_threads(nthreads)
+    return fn()
+
+
+def _grads(model, x, y, loss_fn):
+    model.zero_grad()
+    loss = loss_fn(model(x), y)
+    loss.backward()
+    return [loss.detach().numpy().copy()] + [p.grad.numpy().copy() for p in model.parameters()]
+
+
+def _cnn_step():
+    rg.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.GELU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16 * 6 * 6, 10),
+    )
+    rng = np.random.default_rng(1)
+    x = rg.tensor(rng.standard_normal((20, 1, 28, 28)).astype(np.float32))
+    y = rg.tensor(rng.integers(0, 10, 20))
+    return _grads(model, x, y, F.cross_entropy)
+
+
+def _optimizer_steps(make):
+    rng = np.random.default_rng(2)
+    p = nn.Parameter(rg.tensor(rng.standard_normal((600, 700)).astype(np.float32)))
+    opt = make([p])
+    for _ in range(3):
+        p.grad = rg.tensor(rng.standard_normal((600, 700)).astype(np.float32))
+        opt.step()
+    return [p.detach().numpy().copy()]
+
+
+def _causal_attention():
+    rng = np.random.default_rng(3)
+    q, k, v = (
+        rg.tensor(rng.standard_normal((6, 3, 70, 8)).astype(np.float32), requires_grad=True)
+        for _ in range(3)
+    )
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    (out * rg.tensor(rng.standard_normal(out.shape).astype(np.float32))).sum().backward()
+    return [out.detach().numpy().copy()] + [t.grad.numpy().copy() for t in (q, k, v)]
+
+
+def _mlp():
+    rg.manual_seed(4)
+    mlp = nn.Sequential(nn.Linear(300, 400), nn.ReLU(), nn.Linear(400, 500))
+    rng = np.random.default_rng(5)
+    x = rg.tensor(rng.standard_normal((200, 300)).astype(np.float32))
+    y = rg.tensor(rng.standard_normal((200, 500)).astype(np.float32))
+    return _grads(mlp, x, y, F.mse_loss)
+
+
+def _lstm():
+    rg.manual_seed(6)
+    lstm = nn.LSTM(24, 64)
+    rng = np.random.default_rng(7)
+    seq = rg.tensor(rng.standard_normal((30, 40, 24)).astype(np.float32))
+    return _grads(lstm, seq, None, lambda o, _: o[0].square().mean())
+
+
+CASES = {
+    "linear layers (their products split over the pool)": _mlp,
+    "causal attention: output and the three gradients": _causal_attention,
+    "conv, relu, maxpool, gelu, linear: loss and every gradient": _cnn_step,
+    "SGD": lambda: _optimizer_steps(lambda ps: optim.SGD(ps, lr=0.1)),
+    "SGD momentum nesterov weight decay": lambda: _optimizer_steps(
+        lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    ),
+    "Adam amsgrad": lambda: _optimizer_steps(lambda ps: optim.Adam(ps, amsgrad=True)),
+    "AdamW": lambda: _optimizer_steps(lambda ps: optim.AdamW(ps)),
+    "RMSprop centered momentum": lambda: _optimizer_steps(
+        lambda ps: optim.RMSprop(ps, centered=True, momentum=0.5)
+    ),
+    "Adagrad": lambda: _optimizer_steps(lambda ps: optim.Adagrad(ps)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_ops_give_the_same_bits_on_one_and_two_threads(case, monkeypatch, threads):
+    one = _run(CASES[case], 1, monkeypatch)
+    two = _run(CASES[case], 2, monkeypatch)
+    assert len(one) == len(two)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    COUNTS["ops bitwise equal on 1 and 2 threads"] += 1
+
+
+def test_lstm_products_on_two_threads_agree(monkeypatch, threads):
+    """Small products split over the pool may take OpenBLAS's small-matrix kernels, whose sums
+    run in another order: equal to float32 rounding, not bitwise (OpenBLAS's own threaded
+    products are not bitwise equal across thread counts either)."""
+    one = _run(_lstm, 1, monkeypatch)
+    two = _run(_lstm, 2, monkeypatch)
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
