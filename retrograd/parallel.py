@@ -24,15 +24,7 @@ import contextvars
 import ctypes
 import os
 import threading
-import time
 from collections.abc import Callable
-
-import numpy as _np
-
-from retrograd.backend import get_xp
-
-_ndarray = _np.ndarray
-_clock = time.perf_counter
 
 __all__ = [
     "get_num_threads",
@@ -40,12 +32,14 @@ __all__ = [
     "parallel_for",
     "parallel_ranges",
     "threads_for",
-    "matmul",
 ]
 
-# below this many bytes of memory traffic (or its equivalent in arithmetic) a piece of work runs
-# in the caller: waking a sleeping thread costs 15-45 us here, a 1 MB pass about 50-100 us
-MIN_PARALLEL_BYTES = 1 << 20
+# work of less than twice this many bytes of memory traffic (or its equivalent in arithmetic)
+# runs in the caller, and each thread gets at least this much: waking a sleeping thread and
+# handing the GIL between threads costs tens of microseconds on a virtual machine, against
+# about 100 us for a 1 MB pass (W6's optimizer steps over 1 MB parameters ran 8 ms slower a
+# step split over two threads at 1 MB a thread)
+MIN_PARALLEL_BYTES = 2 << 20
 
 
 class _Blas:
@@ -86,7 +80,9 @@ _set_count: int | None = None  # set_num_threads's, when it was called and BLAS 
 def _blas_funcs() -> _Blas:
     global _blas
     if _blas is None:
-        _blas = _Blas()  # (numpy, imported above, has loaded its BLAS)
+        import numpy  # noqa: F401  (loads the BLAS, so the search finds it)
+
+        _blas = _Blas()
     return _blas
 
 
@@ -241,75 +237,3 @@ def parallel_ranges(n: int, body: Callable[[int, int], None], threads: int, grai
     size = -(-size // grain) * grain
     starts = range(0, n, size)
     parallel_for(len(starts), lambda i: body(starts[i], min(starts[i] + size, n)), threads)
-
-
-# -- matrix products: one pool awake at a time --------------------------------------------------
-# OpenBLAS's own threads spin for about 2^28 cycles (~0.1 s) after a threaded product before
-# they sleep; while they spin they hold a core, and a loop on this pool then gets no second
-# core (measured: W6's GELU and attention gained nothing on two threads while OpenBLAS's
-# threads were awake, and 12 ms a step once they slept). So large products, when OpenBLAS's
-# threads are asleep, are split over this pool instead (one BLAS thread per part: as fast as
-# OpenBLAS's own split from about 5 ms of work), and small ones run on one BLAS thread
-# (OpenBLAS threads anything above 64^3 multiply-adds, where waking a thread costs more than
-# it saves). Medium products, where OpenBLAS's split is hard to beat, stay OpenBLAS's.
-SMALL_MACS = 1 << 21  # multiply-adds: below, one BLAS thread
-LARGE_MACS = 1 << 25  # from here, split over this pool while OpenBLAS's threads sleep
-OPENBLAS_SPIN_S = 0.12  # how long OpenBLAS's threads stay awake after a threaded product
-_OPENBLAS_OWN = 1 << 18  # OpenBLAS runs products below this many multiply-adds on one thread
-_blas_awake_until = 0.0
-
-
-def matmul(a, b, out=None):
-    """a @ b for NumPy arrays (into out when given), with the threads chosen as above (a stack
-    of matrices by the size of one); any other arrays go to their library's matmul as they are.
-    Every part of a split is a product of whole rows (or columns) of the result: at these
-    sizes the same bits as the one-thread product (tests/test_parallel.py)."""
-    global _blas_awake_until
-    if type(a) is not _ndarray or type(b) is not _ndarray or a.ndim < 2 or b.ndim < 2:
-        return a @ b if out is None else get_xp(a).matmul(a, b, out=out)
-    macs = a.shape[-2] * a.shape[-1] * b.shape[-1]
-    if macs < _OPENBLAS_OWN:
-        return _np.matmul(a, b, out=out)
-    blas = _blas_funcs()
-    threads = 1 if blas.get is None or _pool.busy else blas.get()
-    if threads == 1:
-        return _np.matmul(a, b, out=out)
-    if macs < SMALL_MACS:
-        blas.set(1)
-        try:
-            return _np.matmul(a, b, out=out)
-        finally:
-            blas.set(threads)
-    now = _clock()
-    if (
-        macs < LARGE_MACS
-        or a.ndim != 2
-        or b.ndim != 2
-        or now < _blas_awake_until
-        or not _pool.lock.acquire(blocking=False)
-    ):
-        _blas_awake_until = now + OPENBLAS_SPIN_S
-        return _np.matmul(a, b, out=out)
-    _pool.lock.release()  # (parallel_for takes it again; a race to it only runs serially)
-    m, n = a.shape[0], b.shape[1]
-    if out is None:
-        out = _np.empty((m, n), dtype=_np.result_type(a, b))
-    if m >= n:
-        step = -(-m // threads)
-        parallel_for(
-            threads,
-            lambda i: _np.matmul(
-                a[i * step : (i + 1) * step], b, out=out[i * step : (i + 1) * step]
-            ),
-            threads,
-        )
-    else:
-        step = -(-n // threads)
-        parallel_for(
-            threads,
-            lambda i: _np.matmul(
-                a, b[:, i * step : (i + 1) * step], out=out[:, i * step : (i + 1) * step]
-            ),
-            threads,
-        )
-    return out

@@ -221,6 +221,8 @@ def test_plain_backward_frees_saved_inputs_early_with_the_same_gradients():
         np.testing.assert_array_equal(a, c)
     w1 = rg.tensor(rng.standard_normal((2048, 64)) / 8, dtype=rg.float32, requires_grad=True)
     w2 = rg.tensor(rng.standard_normal((64, 2048)) / 8, dtype=rg.float32, requires_grad=True)
+    threads = rg.get_num_threads()
+    rg.set_num_threads(1)  # on n threads GELU's chunk scratch is n times 1 MB (parallel.py)
     tracemalloc.start()
     try:
         h = rg.nn.functional.gelu(rg.nn.functional.linear(x, w1))
@@ -233,6 +235,7 @@ def test_plain_backward_frees_saved_inputs_early_with_the_same_gradients():
         growth = tracemalloc.get_traced_memory()[1] - held
     finally:
         tracemalloc.stop()
+        rg.set_num_threads(threads)
     # above what the graph held: the second Linear's gradients (2.5 MB) come as h goes, and
     # GELU's in place (its chunk scratch, 1 MB); without either, 2.5 or 2.75 MB on top
     assert growth < nbytes

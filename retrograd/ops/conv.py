@@ -217,8 +217,9 @@ class _Flat:
         return [(i, min(i + self.batch, n)) for i in range(0, n, self.batch)]
 
     def threads(self, x, n: int) -> int:
-        """Threads for n images (columns of n images: about the bytes a pass moves)."""
-        return threads_for(x, n * self.image_cols * self.itemsize)
+        """Threads for n images: their columns are copied, multiplied and (backward) added
+        back, about four passes over them."""
+        return threads_for(x, 4 * n * self.image_cols * self.itemsize)
 
     def cols(self, x, groups, per_image=False):
         """Columns (G, C/G * K, nb * L') of a chunk x (nb, C, *sizes); per_image (direct runs

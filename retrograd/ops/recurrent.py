@@ -36,7 +36,6 @@ import threading
 import weakref
 from collections import OrderedDict
 
-from retrograd import parallel
 from retrograd.autograd.forward_ad import add_tangents
 from retrograd.autograd.function import Function
 from retrograd.backend import device_of, get_xp
@@ -455,8 +454,8 @@ def _gate_product(gz2, m, hidden: int):
     xp = get_xp(gz2)
     out = xp.empty((gz2.shape[0], m.shape[1]), dtype=gz2.dtype)
     ifg, o = _rows_out(out, hidden)
-    parallel.matmul(gz2[hidden:], m, out=ifg)
-    parallel.matmul(gz2[:hidden], m, out=o)
+    xp.matmul(gz2[hidden:], m, out=ifg)
+    xp.matmul(gz2[:hidden], m, out=o)
     return out
 
 
@@ -488,7 +487,7 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     # every step's input projection in one batched product, straight into the gates' buffer
     buffers = _buffers_of(w_hh)
     acts = buffers.empty((steps, four_h, batch), dtype, x)
-    parallel.matmul(w_in, xt, out=acts)
+    xp.matmul(w_in, xt, out=acts)
     wrt = None if w_hr is None else xp.ascontiguousarray(w_hr)
     hs = buffers.empty((steps, batch, p), dtype, x)
     cs = buffers.empty((steps, hidden, batch), dtype, x)
@@ -501,7 +500,7 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     h, c = h0.T, c0.T
     for t in _order(steps, reverse):
         a = acts[t]
-        parallel.matmul(w_rec, h, out=zt)
+        xp.matmul(w_rec, h, out=zt)
         a += zt
         xp.tanh(a, out=a)
         s = a[:sig]
@@ -518,7 +517,7 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
             xp.multiply(o, tc, out=ht)
         else:
             xp.multiply(o, tc, out=rs[t])
-            parallel.matmul(wrt, rs[t], out=hp)
+            xp.matmul(wrt, rs[t], out=hp)
             ht[...] = hp
         if partial is not None and partial[t]:
             keep = (mask[t] == 0).T
@@ -594,7 +593,7 @@ def _lstm_backward_arrays(
         gg *= i
         gz3 *= dc
         if t != first or need[1]:  # the last product only serves h0's gradient
-            parallel.matmul(w_back, gzt, out=dh)
+            xp.matmul(w_back, gzt, out=dh)
         dc *= f
         gz[:, t] = gzt  # (a contiguous step buffer, then one copy: faster than strided math)
         if cut:
@@ -620,10 +619,10 @@ def _lstm_backward_arrays(
     gw_ih = _gate_product(gz2, x.reshape(-1, n_in), hidden) if need[3] else None
     gx = None
     if need[0]:
-        gx = parallel.matmul(gz2.T, _rotate_in(w_ih, hidden)).reshape(steps, batch, n_in)
+        gx = (gz2.T @ _rotate_in(w_ih, hidden)).reshape(steps, batch, n_in)
     gw_hr = None
     if ghs is not None:
-        gw_hr = parallel.matmul(ghs.reshape(p, -1), rs.transpose(0, 2, 1).reshape(-1, hidden))
+        gw_hr = ghs.reshape(p, -1) @ rs.transpose(0, 2, 1).reshape(-1, hidden)
     return gx, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T), gw_ih, gw_hh, gb, gw_hr
 
 
@@ -887,7 +886,7 @@ def _gru_forward_arrays(gx, h0, w_hh, b, mask, reverse):
     h = h0
     for t in _order(steps, reverse):
         gh, rz, nt, ht = ghs[t], rzs[t], ns[t], hs[t]
-        parallel.matmul(h, wts, out=gh)
+        xp.matmul(h, wts, out=gh)
         if bs is not None:
             gh += bs
         xp.add(gxs[t, :, : 2 * hidden], gh[:, : 2 * hidden], out=rz)
@@ -932,7 +931,7 @@ def _gru_backward_arrays(g, h0, w_hh, hs, rzs, ns, hns, mask, reverse, need):
         xp.multiply(dan, k_r[t], out=ght[:, :hidden])
         xp.multiply(dnew, k_z[t], out=ght[:, hidden : 2 * hidden])
         xp.multiply(dan, r_all[t], out=ght[:, 2 * hidden :])
-        dh = parallel.matmul(ght, w_hh)
+        dh = ght @ w_hh
         dnew *= z_all[t]
         dh += dnew
         if cut:
