@@ -14,9 +14,13 @@ each pass:
   NumPy arrays (bit-identical in both: their CRC is compared). The parent checks that both
   compute the same loss on the first step and again after one SGD update (rtol 1e-4: a fast
   wrong answer cannot pass), has each warm up, then alternates blocks of steps between them
-  (ABBA order), each block lasting about --block-ms, pausing --settle-ms after each so that the
-  idle library's BLAS/OpenMP threads stop spinning (measured here: with both libraries in one
-  process and no pause, their spinning worker threads slowed each other 2-4x on 2 cores).
+  (ABBA order), each block lasting about --block-ms and at least 5 steps, pausing --settle-ms
+  after each so that the idle library's BLAS/OpenMP threads stop spinning (measured here: with
+  both libraries in one process and no pause, their spinning worker threads slowed each other
+  2-4x on 2 cores). A block is a short training run, never one lone step after the pause:
+  the first step after an idle pause runs slower in both libraries (on this 2-vCPU virtual
+  machine W6's ran 113 vs 102 ms in retrograd, 85 vs 84 ms in PyTorch, whose OpenMP threads
+  spin), and W3 and W6, at ~100-250 ms a step, had one-step blocks.
   Every step is timed on its own: ms/step is the median over all timed steps (robust to the
   pauses a shared machine inflicts), the spread is the min and max of the blocks' medians; the
   JSON also keeps the mean (garbage collection and pauses included) and the median process CPU
@@ -92,6 +96,7 @@ class Settings:
     sgemm_n: int = 2048
     sgemm_reps: int = 7
     settle_ms: float = 250.0  # pause between blocks: idle worker threads stop spinning
+    min_block_steps: int = 5  # a block is a short run of training steps, never a lone one
     attention: str = "auto"
     no_torch: bool = False
     threads: int | None = None  # None: as many as NumPy's BLAS uses
@@ -100,7 +105,7 @@ class Settings:
     def for_run(cls, quick: bool, **overrides) -> Settings:
         """The defaults, or --quick's tiny counts; then the options given (None: not given)."""
         tiny = {"rounds": 2, "block_ms": 0.0, "warmup_s": 0.0, "mem_steps": 1, "sgemm_n": 256}
-        tiny.update(sgemm_reps=2, settle_ms=0.0)
+        tiny.update(sgemm_reps=2, settle_ms=0.0, min_block_steps=1)
         s = cls(quick=True, **tiny) if quick else cls()
         for k, v in overrides.items():
             if v is not None:
@@ -152,6 +157,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup-s", type=float, default=None, help="warm-up per library")
     parser.add_argument(
         "--settle-ms", type=float, default=None, help="pause after each block (250; quick: 0)"
+    )
+    parser.add_argument(
+        "--min-block-steps",
+        type=int,
+        default=None,
+        help="fewest steps in a timed block (5; quick: 1)",
     )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     parser.add_argument(
@@ -398,7 +409,10 @@ def time_workload(wid: str, settings: Settings, torch_note: str | None, spawn) -
         block = {name: 1 for name in names}
         if not settings.quick:
             for name, h in workers.items():
-                block[name] = max(1, round(settings.block_ms / 1e3 / h.call("warmup")))
+                per_step = h.call("warmup")
+                block[name] = max(
+                    settings.min_block_steps, round(settings.block_ms / 1e3 / per_step)
+                )
         steps = {name: [] for name in names}  # every timed step, ms
         cpu = {name: [] for name in names}  # the process's CPU time of every timed step, ms
         rounds = {name: [] for name in names}  # the median step of each block, ms
@@ -876,6 +890,7 @@ def run(args, out=_print, log=_log) -> int:
         block_ms=args.block_ms,
         warmup_s=args.warmup_s,
         settle_ms=args.settle_ms,
+        min_block_steps=args.min_block_steps,
         attention=args.attention,
         no_torch=args.no_torch,
         threads=args.threads,
