@@ -186,8 +186,9 @@ class _Pool:
         blas_threads = None if blas.get is None else blas.get()
         if blas_threads is not None:
             blas.set(1)  # one BLAS thread per piece while the pieces run side by side
+        workers = self.workers[: threads - 1]
+        joined = 0
         try:
-            workers = self.workers[: threads - 1]
             for w in workers:
                 w.job = job
                 w.go.release()
@@ -195,7 +196,10 @@ class _Pool:
             for w in workers:
                 w.done.acquire()
                 w.job = None
+                joined += 1
         finally:
+            if joined < len(workers):  # interrupted (Ctrl-C) while they ran: never reuse them
+                self.workers = [w for w in self.workers if w not in workers[joined:]]
             if blas_threads is not None:
                 blas.set(blas_threads)
         if errors:

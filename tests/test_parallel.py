@@ -108,6 +108,58 @@ def test_error_in_a_piece_is_raised_and_the_pool_recovers():
     assert sorted(out) == [0, 1, 2, 3]
 
 
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGUSR1"), reason="needs SIGUSR1")
+def test_an_interrupted_loop_leaves_a_working_pool():
+    """A signal (Ctrl-C) while the caller waits for a worker: the loop raises, the worker
+    still running is never handed another loop, and the next loop runs every piece once."""
+    import signal
+    import time
+
+    started = threading.Event()
+    busy = []
+
+    def body(i):
+        if threading.current_thread() is threading.main_thread():
+            started.wait(5)  # leave the other piece to the worker
+        else:
+            busy.append(threading.get_ident())
+            started.set()
+            time.sleep(0.3)  # still running when the caller is interrupted
+
+    def handler(signum, frame):
+        raise _Interrupt
+
+    old = signal.signal(signal.SIGUSR1, handler)
+    try:
+
+        def interrupt():  # once the caller is past its own piece, waiting for the worker
+            started.wait(5)
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+        timer = threading.Thread(target=interrupt)
+        timer.start()
+        with pytest.raises(_Interrupt):
+            parallel.parallel_for(2, body, 2)
+        timer.join()
+    finally:
+        signal.signal(signal.SIGUSR1, old)
+    assert busy and all(w.thread.ident not in busy for w in parallel._pool.workers)
+    out = []
+    lock = threading.Lock()
+
+    def record(i):
+        with lock:
+            out.append(i)
+
+    parallel.parallel_for(6, record, 2)
+    assert sorted(out) == list(range(6))
+
+
 def test_workers_see_the_callers_numpy_error_state():
     barrier = threading.Barrier(2, timeout=20)
 
