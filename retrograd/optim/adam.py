@@ -81,17 +81,13 @@ class Adam(Optimizer):
             weight_decay = 0
         maximize, amsgrad = group["maximize"], group["amsgrad"]
         bias2, step_size = (1 - beta2**step) ** 0.5, lr / (1 - beta1**step)
+        betas = (beta1, beta2)
         arrays = [p, g, state["exp_avg"].data, state["exp_avg_sq"].data]
         if amsgrad:
             arrays.append(state["max_exp_avg_sq"].data)
 
         def update(pc, gc, exp_avg, exp_avg_sq, *max_sq):
-            if decay != 1:
-                pc *= decay
-            gc = _effective_grad(gc, pc, weight_decay, maximize)
-            _lerp_(exp_avg, gc, 1 - beta1)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * gc * gc
+            gc = _moments(pc, gc, exp_avg, exp_avg_sq, decay, weight_decay, maximize, betas)
             if amsgrad:
                 xp.maximum(max_sq[0], exp_avg_sq, out=max_sq[0])
                 denom = xp.sqrt(max_sq[0], out=xp.empty_like(pc))
@@ -104,6 +100,19 @@ class Adam(Optimizer):
             pc -= denom
 
         _each_piece(update, *arrays)
+
+
+def _moments(p, g, exp_avg, exp_avg_sq, decay, weight_decay, maximize, betas):
+    """Adam's and NAdam's shared start of a step, in place on a chunk: decoupled decay of p,
+    the effective gradient (returned), and both running moments."""
+    beta1, beta2 = betas
+    if decay != 1:
+        p *= decay
+    g = _effective_grad(g, p, weight_decay, maximize)
+    _lerp_(exp_avg, g, 1 - beta1)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    return g
 
 
 class AdamW(Adam):
@@ -247,17 +256,13 @@ class NAdam(Optimizer):
         mu_product *= mu  # kept in the scalar dtype, as PyTorch does
         mu_product = float(mu_product)
         bias2 = 1 - beta2**step
+        betas = (beta1, beta2)
         grad_size = lr * (1.0 - mu) / (1.0 - mu_product)
         avg_size = lr * mu_next / (1.0 - mu_product * mu_next)
         arrays = (p, g, state["exp_avg"].data, state["exp_avg_sq"].data)
 
         def update(pc, gc, exp_avg, exp_avg_sq):
-            if decay != 1:
-                pc *= decay
-            gc = _effective_grad(gc, pc, weight_decay, maximize)
-            _lerp_(exp_avg, gc, 1 - beta1)
-            exp_avg_sq *= beta2
-            exp_avg_sq += (1 - beta2) * gc * gc
+            gc = _moments(pc, gc, exp_avg, exp_avg_sq, decay, weight_decay, maximize, betas)
             denom = xp.divide(exp_avg_sq, bias2, out=xp.empty_like(pc))
             xp.sqrt(denom, out=denom)
             denom += eps

@@ -51,13 +51,10 @@ class SGD(Optimizer):
     def _update(self, p, g, state, group) -> None:
         lr, momentum = float(group["lr"]), float(group["momentum"])
         weight_decay, maximize = group["weight_decay"], group["maximize"]
-        if momentum == 0 and weight_decay == 0 and not maximize:
-            if p.size < _LARGE:
-                p -= lr * g
-            else:
-                _plain_step(p, g, lr)
-            return
         if momentum == 0:
+            if p.size < _LARGE and weight_decay == 0 and not maximize:
+                p -= lr * g  # (the small parameters' path, without a closure: W1's hot loop)
+                return
 
             def update(pc, gc):
                 pc -= lr * _effective_grad(gc, pc, weight_decay, maximize)
@@ -80,15 +77,3 @@ class SGD(Optimizer):
             pc -= lr * (gc + momentum * bc if nesterov else bc)
 
         _each_piece(update, p, g, buf.data)
-
-
-def _plain_step(p, g, lr: float) -> None:
-    """p -= lr * g for a large parameter, a chunk at a time (through a chunk-sized temporary)."""
-    xp = get_xp(p)
-    dtype = xp.result_type(g, lr)
-
-    def update(pc, gc):
-        s = xp.multiply(gc, lr, dtype=dtype)
-        pc -= s
-
-    _each_piece(update, p, g)
