@@ -168,12 +168,11 @@ class Normalize(Function):
             gw = _sum(g * xhat, self.paxes)
         if self.has_b and need[-1]:
             gb = _sum(g, self.paxes)
-        grads = [gx]
-        if self.has_w:
-            grads.append(gw)
-        if self.has_b:
-            grads.append(gb)
-        return tuple(grads)
+        return self._grads(gx, gw, gb)
+
+    def _grads(self, gx, gw, gb) -> tuple:
+        """(gx, gw, gb) without the parameters this node does not have."""
+        return (gx,) + ((gw,) if self.has_w else ()) + ((gb,) if self.has_b else ())
 
     def _backward_rows(self, g, w, xhat, rstd, own_xhat):
         """The rule on arrays normalised over their trailing dims (layer norm), with one
@@ -200,12 +199,7 @@ class Normalize(Function):
             gxhat -= m1
             gxhat *= r2
             gx = gxhat.reshape(xhat.shape)
-        grads = [gx]
-        if self.has_w:
-            grads.append(gw)
-        if self.has_b:
-            grads.append(gb)
-        return tuple(grads)
+        return self._grads(gx, gw, gb)
 
     def jvp(self, tx, *twb):
         x, w, xhat, rstd = self.saved
