@@ -59,7 +59,8 @@ def test_set_num_threads_sets_blas():
         parallel.set_num_threads(before)
 
 
-def test_every_piece_runs_once():
+def _pieces_run(count: int) -> list:
+    """The indices parallel_for(count, ...) ran on two threads, sorted."""
     seen = []
     lock = threading.Lock()
 
@@ -67,8 +68,12 @@ def test_every_piece_runs_once():
         with lock:
             seen.append(i)
 
-    parallel.parallel_for(100, body, 2)
-    assert sorted(seen) == list(range(100))
+    parallel.parallel_for(count, body, 2)
+    return sorted(seen)
+
+
+def test_every_piece_runs_once():
+    assert _pieces_run(100) == list(range(100))
 
 
 def test_pieces_run_on_two_threads_at_once():
@@ -103,9 +108,7 @@ def test_error_in_a_piece_is_raised_and_the_pool_recovers():
 
     with pytest.raises(ValueError, match="piece 3 failed"):
         parallel.parallel_for(8, body, 2)
-    out = []
-    parallel.parallel_for(4, out.append, 2)
-    assert sorted(out) == [0, 1, 2, 3]
+    assert _pieces_run(4) == [0, 1, 2, 3]
 
 
 class _Interrupt(Exception):
@@ -149,15 +152,7 @@ def test_an_interrupted_loop_leaves_a_working_pool():
     finally:
         signal.signal(signal.SIGUSR1, old)
     assert busy and all(w.thread.ident not in busy for w in parallel._pool.workers)
-    out = []
-    lock = threading.Lock()
-
-    def record(i):
-        with lock:
-            out.append(i)
-
-    parallel.parallel_for(6, record, 2)
-    assert sorted(out) == list(range(6))
+    assert _pieces_run(6) == list(range(6))
 
 
 def test_workers_see_the_callers_numpy_error_state():
@@ -210,9 +205,7 @@ def test_a_forked_child_gets_its_own_pool():
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         try:
-            out = []
-            parallel.parallel_for(4, out.append, 2)
-            os._exit(0 if sorted(out) == [0, 1, 2, 3] else 1)
+            os._exit(0 if _pieces_run(4) == [0, 1, 2, 3] else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)
