@@ -3,7 +3,7 @@ spreads them over that many threads.
 
 NumPy's BLAS already runs a matrix product on several threads, but every other NumPy operation
 (a ufunc, a copy, a reduction) runs on one. Where an op's work splits into independent pieces
-(chunks of a flat array, groups of images in a convolution, blocks of queries in attention),
+(chunks of a flat array, groups of images in a convolution, batch entries in attention),
 `parallel_for` runs the pieces on a small pool of threads: NumPy releases the GIL inside its
 loops, so the pieces really run at once. The BLAS runs one thread per piece meanwhile, so the
 threads never oversubscribe the cores.
