@@ -12,10 +12,11 @@ The thread count is BLAS's (OpenBLAS's `openblas_get_num_threads`, which `OPENBL
 and threadpoolctl set), or the one `set_num_threads` gave; the pool follows it live. A loop
 whose pieces are too small to pay for a thread's wake-up (tens of microseconds on a virtual
 machine) runs in the caller: ops pass the work they are about to do and the loop decides.
-The pool's own splits never change the bits: every piece writes its own part of the output,
-and pieces that add into one array hand back partial results that the caller sums in order.
-(OpenBLAS's own threaded products can differ in the last bit from its one-thread ones, as
-PyTorch's do across thread counts.) Only NumPy arrays are split; CuPy's work goes as it is.
+The pool's splits of elementwise work, convolutions and attention never change the bits: every
+piece writes its own part of the output, and pieces that add into one array hand back partial
+results that the caller sums in order. Large matrix products are split here too (`matmul`);
+those, like OpenBLAS's and PyTorch's own threaded products, may differ from the one-thread
+product in the last bit. Only NumPy arrays are split; CuPy's work goes as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import contextvars
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Callable
+
+import numpy as _np
+
+_ndarray = _np.ndarray
+_clock = time.monotonic
 
 __all__ = [
     "get_num_threads",
@@ -32,6 +39,7 @@ __all__ = [
     "parallel_for",
     "parallel_ranges",
     "threads_for",
+    "matmul",
 ]
 
 # work of less than twice this many bytes of memory traffic (or its equivalent in arithmetic)
@@ -40,6 +48,15 @@ __all__ = [
 # about 100 us for a 1 MB pass (W6's optimizer steps over 1 MB parameters ran 8 ms slower a
 # step split over two threads at 1 MB a thread)
 MIN_PARALLEL_BYTES = 2 << 20
+
+# a matrix product of at least this many multiply-adds (about 0.7 ms on one core) runs as one
+# product per thread on the pool (`matmul`); smaller ones stay with the BLAS as they are
+SPLIT_MACS = 1 << 25
+# OpenBLAS threads a product from about 64^3 multiply-adds; its idle threads then spin for
+# about 2^28 cycles (~0.1 s) before they sleep
+_BLAS_THREADS_FROM = 1 << 18
+BLAS_SPIN_S = 0.1
+_blas_spinning_until = 0.0
 
 
 class _Blas:
@@ -241,3 +258,65 @@ def parallel_ranges(n: int, body: Callable[[int, int], None], threads: int, grai
     size = -(-size // grain) * grain
     starts = range(0, n, size)
     parallel_for(len(starts), lambda i: body(starts[i], min(starts[i] + size, n)), threads)
+
+
+def blas_threads_ran() -> None:
+    """Say that OpenBLAS has just run threaded products (a recurrent loop's steps): its idle
+    threads spin for a while now, and `matmul` leaves large products to them meanwhile."""
+    global _blas_spinning_until
+    _blas_spinning_until = _clock() + BLAS_SPIN_S
+
+
+def matmul(a, b):
+    """a @ b. A 2-D NumPy product of at least SPLIT_MACS multiply-adds runs on the pool as one
+    product per thread, each of whole rows (or columns) of the result on one BLAS thread;
+    anything else goes to `a @ b` as it is.
+
+    Why not leave the threads to OpenBLAS: after a threaded product its idle threads spin for
+    about 0.1 s (2^28 cycles) before they sleep, holding a core, so the pool's loops that follow
+    a product (ReLU, GELU, attention, the optimizer) found no second core. Split here, a large
+    product runs as fast as OpenBLAS's own split and leaves nothing spinning (A/B on two
+    threads: W6 94.6 against 99.2 ms a step, W3 218 against 226). Each part is OpenBLAS's
+    one-thread product of its rows; its kernels may take the tiles at a part's edge in another
+    order than the whole product's, so the last bit may differ from one thread's. While
+    OpenBLAS's threads still spin from products it threaded (smaller ones, or a recurrent
+    loop's steps), a split would fight them for the core (W5's output layer after its LSTM
+    loop: 38.1 against 36.6 ms), so large products go to OpenBLAS then too."""
+    if type(a) is not _ndarray or type(b) is not _ndarray or a.ndim != 2 or b.ndim != 2:
+        return a @ b
+    m, k = a.shape
+    n = b.shape[1]
+    macs = m * k * n
+    if macs < SPLIT_MACS or _pool.busy:
+        if macs >= _BLAS_THREADS_FROM and not _pool.busy:
+            blas_threads_ran()
+        return a @ b
+    if _clock() < _blas_spinning_until:  # (not counted as a run: the window must close)
+        return a @ b
+    threads = get_num_threads()
+    if threads < 2 or a.dtype != b.dtype or a.dtype.kind not in "fc" or k != b.shape[0]:
+        return a @ b
+    out = _np.empty((m, n), dtype=a.dtype)
+    # parts of whole 64-row (or column) tiles: in every shape tried here, float32 and float64,
+    # that gave the one-thread product's bits (parts of 16 did not always, in float64)
+    if m >= n:
+        step = (-(-m // threads) + 63) // 64 * 64
+        parts = range(0, m, step)
+        parallel_for(
+            len(parts),
+            lambda i: _np.matmul(
+                a[parts[i] : parts[i] + step], b, out=out[parts[i] : parts[i] + step]
+            ),
+            threads,
+        )
+    else:
+        step = (-(-n // threads) + 63) // 64 * 64
+        parts = range(0, n, step)
+        parallel_for(
+            len(parts),
+            lambda i: _np.matmul(
+                a, b[:, parts[i] : parts[i] + step], out=out[:, parts[i] : parts[i] + step]
+            ),
+            threads,
+        )
+    return out

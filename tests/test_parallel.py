@@ -212,9 +212,110 @@ def test_a_forked_child_gets_its_own_pool():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
+# -- matrix products split over the pool ----------------------------------------------------------
+def _splits(monkeypatch) -> list:
+    """Records the loops parallel.matmul hands to the pool (their piece counts)."""
+    loops = []
+    real = parallel.parallel_for
+
+    def spy(count, body, threads):
+        loops.append(count)
+        real(count, body, threads)
+
+    monkeypatch.setattr(parallel, "parallel_for", spy)
+    monkeypatch.setattr(parallel, "_blas_spinning_until", 0.0)
+    return loops
+
+
+LAYOUTS = {
+    "C order": lambda a: a,
+    "F order": np.asfortranarray,
+    "transposed view": lambda a: np.ascontiguousarray(a.T).T,
+    "strided rows": lambda a: np.repeat(a, 2, axis=0)[::2],
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize(
+    "m, k, n, dtype",
+    [(1024, 256, 160, np.float32), (96, 512, 1000, np.float32), (700, 300, 260, np.float64)],
+)
+def test_matmul_splits_large_products_into_the_same_bits(
+    m, k, n, dtype, layout, monkeypatch, threads
+):
+    """Rows (m >= n) or columns of the result, one part a thread: the bits of the one-thread
+    product, whatever the operands' memory layout."""
+    rng = np.random.default_rng(0)
+    a = LAYOUTS[layout](rng.standard_normal((m, k)).astype(dtype))
+    b = LAYOUTS[layout](rng.standard_normal((k, n)).astype(dtype))
+    assert m * k * n >= parallel.SPLIT_MACS
+    loops = _splits(monkeypatch)
+    parallel.set_num_threads(1)
+    one = parallel.matmul(a, b)
+    assert loops == []
+    parallel.set_num_threads(2)
+    two = parallel.matmul(a, b)
+    assert loops == [2]
+    assert two.dtype == dtype and two.shape == (m, n) and two.flags.c_contiguous
+    _assert_product_close(two, one)
+
+
+def _assert_product_close(actual, desired):
+    """Equal but for the last bits: each part is the BLAS's product of its rows, whose kernels
+    may take a block at the parts' edge in another order (as OpenBLAS's and PyTorch's own
+    threaded products may)."""
+    scale = np.abs(desired).max()
+    eps = np.finfo(desired.dtype).eps
+    np.testing.assert_allclose(actual, desired, rtol=64 * eps, atol=64 * eps * scale)
+
+
+def test_matmul_leaves_the_rest_to_numpy(monkeypatch, threads):
+    loops = _splits(monkeypatch)
+    parallel.set_num_threads(2)
+    rng = np.random.default_rng(1)
+    big = rng.standard_normal((512, 512)).astype(np.float32)
+    small = big[:64, :64]
+    cases = [
+        (small, small),  # below SPLIT_MACS
+        (big.astype(np.int64), big.astype(np.int64)),  # not floating point
+        (big, big.astype(np.float64)),  # mixed dtypes: NumPy's promotion
+        (big[None], big),  # a stack of matrices
+        (big, big[0]),  # a vector
+    ]
+    for a, b in cases:
+        np.testing.assert_array_equal(parallel.matmul(a, b), a @ b)
+    with pytest.raises(ValueError, match="mismatch"):
+        parallel.matmul(big, big[:10])
+    assert loops == []
+    t = rg.tensor(big)  # not an array: the operator, whose op splits the arrays' product
+    np.testing.assert_allclose(parallel.matmul(t, t).numpy(), big @ big, rtol=1e-5, atol=1e-4)
+    assert loops == [2]
+
+
+def test_matmul_leaves_large_products_to_openblas_while_its_threads_spin(monkeypatch, threads):
+    """After products OpenBLAS threaded (a recurrent loop's steps), its threads spin for about
+    0.1 s: a split would fight them for the cores, so large products go to OpenBLAS meanwhile;
+    those do not extend the wait, which ends with the spinning."""
+    loops = _splits(monkeypatch)
+    parallel.set_num_threads(2)
+    big = np.ones((1024, 256), dtype=np.float32)
+    medium = np.ones((128, 128), dtype=np.float32)  # OpenBLAS threads it
+    parallel.matmul(medium, medium)
+    parallel.matmul(big, big.T)
+    assert loops == []
+    monkeypatch.setattr(parallel, "_blas_spinning_until", 0.0)
+    parallel.matmul(big, big.T)
+    assert loops == [2]
+    gru = nn.GRU(8, 16)
+    gru(rg.zeros(5, 3, 8))  # the loop says OpenBLAS ran its steps
+    parallel.matmul(big, big.T)
+    assert loops == [2]
+
+
 # -- ops: the same bits on one thread and on two ------------------------------------------------
 def _run(fn, nthreads, monkeypatch):
     monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 1 << 10)
+    monkeypatch.setattr(parallel, "_blas_spinning_until", 0.0)
     parallel.set_num_threads(nthreads)
     return fn()
 
@@ -263,6 +364,29 @@ def _causal_attention():
     out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     (out * rg.tensor(rng.standard_normal(out.shape).astype(np.float32))).sum().backward()
     return [out.detach().numpy().copy()] + [t.grad.numpy().copy() for t in (q, k, v)]
+
+
+def _linear_and_matmul():
+    """Linear on a batch of sequences and a 2-D matmul, each product large enough to split."""
+    rg.manual_seed(0)
+    rng = np.random.default_rng(4)
+    x = rg.tensor(rng.standard_normal((4, 128, 256)).astype(np.float32), requires_grad=True)
+    layer = nn.Linear(256, 300)
+    m = rg.tensor(rng.standard_normal((300, 400)).astype(np.float32), requires_grad=True)
+    out = layer(x).reshape(-1, 300) @ m
+    (out * rg.tensor(rng.standard_normal(out.shape).astype(np.float32))).sum().backward()
+    grads = [t.grad.numpy().copy() for t in (x, m, layer.weight, layer.bias)]
+    return [out.detach().numpy().copy()] + grads
+
+
+def test_linear_and_matmul_on_one_and_two_threads(monkeypatch, threads):
+    loops = _splits(monkeypatch)
+    one = _run(_linear_and_matmul, 1, monkeypatch)
+    assert loops == []
+    two = _run(_linear_and_matmul, 2, monkeypatch)
+    assert len(loops) == 6  # forward, and both gradients, of each
+    for a, b in zip(two, one, strict=True):
+        _assert_product_close(a, b)
 
 
 CASES = {

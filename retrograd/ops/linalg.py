@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from retrograd import parallel
 from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
 from retrograd.backend import as_dtype, get_xp
@@ -107,7 +108,7 @@ class MatMul(Function):
     @quiet  # 0 * inf in a product is nan without a warning, as in PyTorch
     def forward(self, x, y):
         self.save(x, y)
-        return get_xp(x).matmul(x, y)
+        return parallel.matmul(x, y) if x.ndim == 2 == y.ndim else get_xp(x).matmul(x, y)
 
     def backward(self, g):
         x, y = self.saved  # only what the needed gradients use (the other may be None)
@@ -134,13 +135,15 @@ class MatMul(Function):
                 gy = dual.swap_last(xf) @ dual.reshape(g, (-1,))
         else:
             if need[0]:
-                gx = g @ dual.swap_last(y)
+                gx = parallel.matmul(g, dual.swap_last(y))
             if need[1]:
                 if ynd == 2 and xnd > 2:  # batched input times a matrix (a linear layer)
                     k, n = yshape
-                    gy = dual.swap_last(dual.reshape(x, (-1, k))) @ dual.reshape(g, (-1, n))
+                    gy = parallel.matmul(
+                        dual.swap_last(dual.reshape(x, (-1, k))), dual.reshape(g, (-1, n))
+                    )
                 else:
-                    gy = dual.swap_last(x) @ g
+                    gy = parallel.matmul(dual.swap_last(x), g)
         return gx, gy
 
     def jvp(self, tx, ty):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from retrograd import parallel
 from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
@@ -400,9 +401,9 @@ class Linear(Function):
         if x.ndim == 1:
             out = w @ x
         elif x.ndim == 2:
-            out = x @ w.T
+            out = parallel.matmul(x, w.T)
         else:
-            out = (x.reshape(-1, k) @ w.T).reshape(*x.shape[:-1], n)
+            out = parallel.matmul(x.reshape(-1, k), w.T).reshape(*x.shape[:-1], n)
         if b:
             out += b[0]
         return out
@@ -422,14 +423,14 @@ class Linear(Function):
         else:
             g2 = _rows(g, n)
             if need[1]:
-                gw = dual.swap_last(g2) @ _rows(x, k)
+                gw = parallel.matmul(dual.swap_last(g2), _rows(x, k))
             if len(need) > 2 and need[2]:
                 gb = dual.sum(g2, 0)
             if need[0]:
                 shape = x.shape
                 self.release_saved()  # x is not needed for gx: free it before gx is allocated
                 del x
-                gx = g2 @ w
+                gx = parallel.matmul(g2, w)
                 if len(shape) != 2:
                     gx = dual.reshape(gx, shape)
         return (gx, gw) if len(need) == 2 else (gx, gw, gb)

@@ -42,6 +42,7 @@ from retrograd.backend import device_of, get_xp
 from retrograd.ops import dual
 from retrograd.ops._util import quiet
 from retrograd.ops.normalization import linear
+from retrograd.parallel import blas_threads_ran
 from retrograd.tensor import Tensor
 
 __all__ = [
@@ -211,8 +212,11 @@ def _carry(new, prev, m, m1):
 
 
 def _order(n: int, reverse: bool):
-    """The steps in processing order (a backward pass walks them with reverse flipped)."""
-    return range(n - 1, -1, -1) if reverse else range(n)
+    """The steps in processing order (a backward pass walks them with reverse flipped). Once
+    they are done, OpenBLAS's threads that ran the steps' products still spin for a while:
+    the large products that follow go to them (parallel.matmul)."""
+    yield from range(n - 1, -1, -1) if reverse else range(n)
+    blas_threads_ran()
 
 
 def _shift(xs, x0, reverse: bool):
