@@ -524,3 +524,31 @@ def test_chunked_update_with_the_large_chunk_size(name, kwargs, monkeypatch):
     for a, b in zip(chunked, whole):
         assert a.dtype == np.float32
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_plain_sgd_on_large_parameters_gives_pytorchs_bits(threads, dtype, monkeypatch):
+    """From sgd._AXPY_FROM elements the momentum-free step is one BLAS axpy, p + (-lr) g
+    rounded once: PyTorch's add_(g, alpha=-lr) bit for bit, split over threads or whole."""
+    from retrograd import parallel
+
+    if np.dtype(dtype) not in parallel._blas_funcs().axpy:
+        pytest.skip("NumPy's BLAS is not OpenBLAS here")
+    monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 1 << 12)  # the pool splits it on 2
+    before = parallel.get_num_threads()
+    parallel.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(11)
+        p0 = rng.standard_normal((70, 73)).astype(dtype)  # 5110 elements: not a multiple of 16
+        grads = [rng.standard_normal(p0.shape).astype(dtype) for _ in range(3)]
+        p = Parameter(rg.tensor(p0.copy()))
+        tp = torch.tensor(p0.copy(), requires_grad=True)
+        opt, topt = optim.SGD([p], lr=0.0123), torch.optim.SGD([tp], lr=0.0123)
+        for g in grads:
+            p.grad, tp.grad = rg.tensor(g), torch.tensor(g)
+            opt.step()
+            topt.step()
+        np.testing.assert_array_equal(p.data, tp.detach().numpy())
+    finally:
+        parallel.set_num_threads(before)

@@ -312,6 +312,54 @@ def test_matmul_leaves_large_products_to_openblas_while_its_threads_spin(monkeyp
     assert loops == [2]
 
 
+# -- axpy ---------------------------------------------------------------------------------------
+def _axpy_or_skip(dtype):
+    if np.dtype(dtype) not in parallel._blas_funcs().axpy:
+        pytest.skip("NumPy's BLAS is not OpenBLAS here")
+
+
+@pytest.mark.parametrize("n", [1, 17, 10_007, 100_003])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_axpy_adds_in_place_rounding_once(n, dtype, threads):
+    """y + alpha * x rounded once: the fused multiply-add, computed exactly in a wider type
+    (float32: float64 holds the product exactly and rounds the sum once more in ~1 case in
+    2^29, far fewer than these sizes); the BLAS's thread count is left as it was."""
+    _axpy_or_skip(dtype)
+    parallel.set_num_threads(2)
+    rng = np.random.default_rng(n)
+    x, y0 = (rng.standard_normal(n).astype(dtype) for _ in range(2))
+    y = y0.copy()
+    assert parallel.axpy(-0.37, x, y)
+    assert parallel.get_num_threads() == 2
+    if dtype == np.float32:
+        alpha = np.float64(np.float32(-0.37))
+        exact = (y0.astype(np.float64) + alpha * x.astype(np.float64)).astype(np.float32)
+        np.testing.assert_array_equal(y, exact)
+    scale = (np.abs(y0) + 0.37 * np.abs(x)).max()
+    np.testing.assert_allclose(y, y0 - 0.37 * x, rtol=0, atol=2 * np.finfo(dtype).eps * scale)
+
+
+def test_axpy_declines_what_it_cannot_do():
+    _axpy_or_skip(np.float32)
+    a = np.ones((8, 8), dtype=np.float32)
+    cases = [
+        (a, a.T.copy()[:, ::2]),  # not contiguous
+        (a, np.ones((8, 8))),  # dtypes differ
+        (a.astype(np.int64), np.ones((8, 8), dtype=np.int64)),  # not floating point
+        (a, np.ones(64, dtype=np.float32)),  # shapes differ
+        (a, a),  # the same memory
+        (a[:4], a[2:6]),  # overlapping memory
+        ([1.0], [2.0]),  # not arrays
+    ]
+    for x, y in cases:
+        before = np.array(y, copy=True)
+        assert parallel.axpy(2.0, x, y) is False
+        np.testing.assert_array_equal(np.asarray(y), before)
+    frozen = np.ones(4, dtype=np.float32)
+    frozen.flags.writeable = False
+    assert parallel.axpy(1.0, np.ones(4, dtype=np.float32), frozen) is False
+
+
 # -- ops: the same bits on one thread and on two ------------------------------------------------
 def _run(fn, nthreads, monkeypatch):
     monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 1 << 10)
