@@ -17,6 +17,9 @@ piece writes its own part of the output, and pieces that add into one array hand
 results that the caller sums in order. Large matrix products are split here too (`matmul`);
 those, like OpenBLAS's and PyTorch's own threaded products, may differ from the one-thread
 product in the last bit. Only NumPy arrays are split; CuPy's work goes as it is.
+
+The module also owns the few OpenBLAS routines called directly (found with its thread
+functions): the thread count, and `axpy` (y += a x in one pass, for the optimizer).
 """
 
 from __future__ import annotations
