@@ -310,7 +310,10 @@ def matmul(a, b):
         return a @ b
     if _clock() < _blas_spinning_until:  # (not counted as a run: the window must close)
         return a @ b
-    threads = get_num_threads()
+    blas = _blas_funcs()
+    if blas.get is None:  # another BLAS (MKL, Accelerate): its threads are its own to run
+        return a @ b
+    threads = blas.get()
     if threads < 2 or a.dtype != b.dtype or a.dtype.kind not in "fc" or k != b.shape[0]:
         return a @ b
     out = _np.empty((m, n), dtype=a.dtype)
