@@ -284,8 +284,9 @@ def blas_threads_ran() -> None:
     _blas_spinning_until = _clock() + BLAS_SPIN_S
 
 
-def matmul(a, b):
-    """a @ b. A 2-D NumPy product of at least SPLIT_MACS multiply-adds runs on the pool as one
+def matmul(a, b, out=None):
+    """a @ b (into out, a C-contiguous 2-D NumPy array of the result's shape and dtype, when
+    given). A 2-D NumPy product of at least SPLIT_MACS multiply-adds runs on the pool as one
     product per thread, each of whole rows (or columns) of the result on one BLAS thread;
     anything else goes to `a @ b` as it is.
 
@@ -300,23 +301,14 @@ def matmul(a, b):
     loop's steps), a split would fight them for the core (W5's output layer after its LSTM
     loop: 38.1 against 36.6 ms), so large products go to OpenBLAS then too."""
     if type(a) is not _ndarray or type(b) is not _ndarray or a.ndim != 2 or b.ndim != 2:
-        return a @ b
+        return a @ b if out is None else _np.matmul(a, b, out=out)
     m, k = a.shape
     n = b.shape[1]
-    macs = m * k * n
-    if macs < SPLIT_MACS or _pool.busy:
-        if macs >= _BLAS_THREADS_FROM and not _pool.busy:
-            blas_threads_ran()
-        return a @ b
-    if _clock() < _blas_spinning_until:  # (not counted as a run: the window must close)
-        return a @ b
-    blas = _blas_funcs()
-    if blas.get is None:  # another BLAS (MKL, Accelerate): its threads are its own to run
-        return a @ b
-    threads = blas.get()
-    if threads < 2 or a.dtype != b.dtype or a.dtype.kind not in "fc" or k != b.shape[0]:
-        return a @ b
-    out = _np.empty((m, n), dtype=a.dtype)
+    threads = _split_threads(a, b, m * k * n, out)
+    if threads < 2:
+        return a @ b if out is None else _np.matmul(a, b, out=out)
+    if out is None:
+        out = _np.empty((m, n), dtype=a.dtype)
     # parts of whole 64-row (or column) tiles: in every shape tried here, float32 and float64,
     # that gave the one-thread product's bits (parts of 16 did not always, in float64)
     by_rows = m >= n
@@ -332,6 +324,26 @@ def matmul(a, b):
 
     parallel_for(len(starts), part, threads)
     return out
+
+
+def _split_threads(a, b, macs: int, out) -> int:
+    """Over how many threads `matmul` splits the product a @ b of 2-D NumPy arrays (1: none)."""
+    if macs < SPLIT_MACS or _pool.busy:
+        if macs >= _BLAS_THREADS_FROM and not _pool.busy:
+            blas_threads_ran()
+        return 1
+    if _clock() < _blas_spinning_until:  # (not counted as a run: the window must close)
+        return 1
+    blas = _blas_funcs()
+    if blas.get is None:  # another BLAS (MKL, Accelerate): its threads are its own to run
+        return 1
+    if a.dtype != b.dtype or a.dtype.kind not in "fc" or a.shape[1] != b.shape[0]:
+        return 1
+    if out is not None and (
+        out.shape != (a.shape[0], b.shape[1]) or out.dtype != a.dtype or not out.flags.c_contiguous
+    ):
+        return 1
+    return blas.get()
 
 
 # OpenBLAS threads an axpy from 10,000 elements (and its threads then spin, see matmul)

@@ -258,3 +258,69 @@ def test_a_gradient_shared_by_two_consumers_is_not_overwritten():
     (s * 3.0).sum().backward()
     for g, t in zip(grads, (a, b, w)):
         np.testing.assert_array_equal(g, t.grad.numpy())
+
+
+def _data_address(t) -> int:
+    return t.data.__array_interface__["data"][0]
+
+
+def test_a_large_weight_gradient_reuses_the_array_zero_grad_dropped():
+    """A weight's gradient of 4 MiB and up goes into the array that held it last step once
+    nothing refers to it (a fresh one costs a page fault and the zeroing of every page): the
+    same values as a fresh product, and an array someone still holds is never written."""
+    from retrograd.ops.normalization import REUSE_GRAD_BYTES
+
+    rng = np.random.default_rng(0)
+    lin = rg.nn.Linear(1024, 1024)
+    assert lin.weight.data.nbytes >= REUSE_GRAD_BYTES
+    opt = rg.optim.SGD(lin.parameters(), lr=0.0)
+
+    def step(seed):
+        x = np.random.default_rng(seed).standard_normal((8, 1024)).astype(np.float32)
+        opt.zero_grad()
+        (lin(rg.tensor(x)) ** 2).sum().backward()
+        g = 2 * (x @ lin.weight.data.T + lin.bias.data)
+        np.testing.assert_allclose(lin.weight.grad.numpy(), g.T @ x, rtol=1e-5, atol=1e-3)
+        return _data_address(lin.weight.grad)
+
+    first = step(1)
+    assert step(2) == first  # zero_grad dropped it: reused
+    kept = lin.weight.grad  # the user holds it now
+    before = kept.numpy().copy()
+    assert step(3) != first
+    np.testing.assert_array_equal(kept.numpy(), before)
+    del kept
+    assert step(4) == first  # free again
+    small = rg.nn.Linear(16, 16)  # below the size: a fresh array each time
+    (small(rg.tensor(rng.standard_normal((4, 16)), dtype=rg.float32)) ** 2).sum().backward()
+    from retrograd.ops import _buffers
+
+    assert id(small.weight.data) not in _buffers._pools
+
+
+def test_reused_weight_gradients_accumulate_and_flow_through_computed_weights():
+    """Gradients kept between backwards (set_to_none=False) add up; a weight computed from a
+    parameter (the reused array flows on as a fresh gradient) and one used twice in a graph
+    get the products' sums."""
+    rng = np.random.default_rng(5)
+    p = rg.tensor(rng.standard_normal((1024, 1024)) / 32, dtype=rg.float32, requires_grad=True)
+    x = rng.standard_normal((8, 1024)).astype(np.float32)
+    lin = rg.nn.functional.linear
+    g1 = None
+    for k in range(1, 4):  # no zeroing: each backward adds the same gradient
+        (lin(rg.tensor(x), p) ** 2).sum().backward()
+        g1 = p.grad.numpy().copy() if g1 is None else g1
+        np.testing.assert_allclose(p.grad.numpy(), k * g1, rtol=1e-5, atol=1e-3)
+    for _ in range(2):  # through a computed weight, and the weight used twice
+        p.grad = None
+        w = p * 3.0
+        h = lin(rg.tensor(x), w)
+        (h * h).sum().backward()
+        np.testing.assert_allclose(p.grad.numpy(), 9.0 * g1, rtol=1e-4, atol=1e-2)
+        p.grad = None
+        (lin(lin(rg.tensor(x), p), p) ** 2).sum().backward()
+        w64 = p.detach().numpy().astype(np.float64)
+        y = x @ w64.T
+        gz = 2 * (y @ w64.T)
+        expected = gz.T @ y + (gz @ w64).T @ x
+        np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-4, atol=1e-3)

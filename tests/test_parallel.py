@@ -261,6 +261,10 @@ def test_matmul_splits_large_products_into_the_same_bits(
     assert loops == [2]
     assert two.dtype == dtype and two.shape == (m, n) and two.flags.c_contiguous
     _assert_product_close(two, one)
+    out = np.full((m, n), np.nan, dtype=dtype)  # into a given array: the same parts
+    assert parallel.matmul(a, b, out) is out
+    assert loops == [2, 2]
+    np.testing.assert_array_equal(out, two)
 
 
 def _assert_product_close(actual, desired):
@@ -289,6 +293,10 @@ def test_matmul_leaves_the_rest_to_numpy(monkeypatch, threads):
         np.testing.assert_array_equal(parallel.matmul(a, b), a @ b)
     with pytest.raises(ValueError, match="mismatch"):
         parallel.matmul(big, big[:10])
+    for out in (np.empty((32, 32), np.float32), np.empty((512, 512), np.float32, order="F")):
+        a = big[: len(out), : len(out)]  # too small, or an output NumPy must write by columns
+        assert parallel.matmul(a, a, out) is out
+        np.testing.assert_array_equal(out, a @ a)
     assert loops == []
     t = rg.tensor(big)  # not an array: the operator, whose op splits the arrays' product
     np.testing.assert_allclose(parallel.matmul(t, t).numpy(), big @ big, rtol=1e-5, atol=1e-4)

@@ -14,6 +14,7 @@ from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
+from retrograd.ops._buffers import buffers_of
 from retrograd.ops._util import quiet, quiet_block
 from retrograd.ops.elementwise import rsqrt
 from retrograd.tensor import Tensor
@@ -387,12 +388,27 @@ def _rows(a, n: int):
     return a if len(a.shape) == 2 else dual.reshape(a, (-1, n))
 
 
+# a weight gradient of at least this many bytes is written into the array that held it last
+# time, once nothing refers to it any more (zero_grad dropped it): a fresh one costs a page
+# fault and the zeroing of every page (W3: 67 MB a step, 7-18 ms of system time; see _buffers)
+REUSE_GRAD_BYTES = 4 << 20
+
+
+def _grad_buffer(w, g, x):
+    """Where w's gradient g^T x goes: a reused array for a large NumPy weight, else None."""
+    if type(w).__module__ != "numpy" or len(w.shape) != 2 or w.nbytes < REUSE_GRAD_BYTES:
+        return None  # (a Tensor under create_graph, a CuPy array, a small weight)
+    if type(g) is not type(w) or type(x) is not type(w) or not g.dtype == x.dtype == w.dtype:
+        return None
+    return buffers_of(w).empty(w.shape, w.dtype, w)
+
+
 class Linear(Function):
     """out = x @ w^T + b;  gx = g @ w,  gw = g^T @ x,  gb = sum(g) over the leading dims
     (the batch dims are folded into the rows: one matrix product per gradient)"""
 
     raw = True
-    fresh_grads = True  # three new arrays
+    fresh_grads = True  # three arrays no one else holds (gw may be reused: _grad_buffer)
 
     @quiet  # 0 * inf in the product is nan without a warning, as in PyTorch
     def forward(self, x, w, *b):
@@ -423,7 +439,7 @@ class Linear(Function):
         else:
             g2 = _rows(g, n)
             if need[1]:
-                gw = parallel.matmul(dual.swap_last(g2), _rows(x, k))
+                gw = parallel.matmul(dual.swap_last(g2), _rows(x, k), _grad_buffer(w, g2, x))
             if len(need) > 2 and need[2]:
                 gb = dual.sum(g2, 0)
             if need[0]:

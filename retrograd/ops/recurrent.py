@@ -9,7 +9,7 @@ The LSTM goes further (it is the benchmark's W5): its node takes the layer's inp
 input projection lands straight in the gates' buffer and dW_ih, db and dx are single products
 over all steps too; it runs transposed, a step's gates a (4H, N) block with rows (o, i, f, g),
 so that each gate is contiguous and the step's product is W_hh h^T, the faster BLAS shape here;
-and its large buffers are reused from one call to the next (`_Buffers`). c_n is a second node
+and its large buffers are reused from one call to the next (`ops._buffers`). c_n is a second node
 (LSTMState) over the same saved arrays, so the hidden states need no slicing out of a joint
 output.
 
@@ -31,15 +31,11 @@ zero, as PyTorch's pack_padded_sequence / pad_packed_sequence give.
 
 from __future__ import annotations
 
-import sys
-import threading
-import weakref
-from collections import OrderedDict
-
 from retrograd.autograd.forward_ad import add_tangents
 from retrograd.autograd.function import Function
-from retrograd.backend import device_of, get_xp
+from retrograd.backend import get_xp
 from retrograd.ops import dual
+from retrograd.ops._buffers import buffers_of
 from retrograd.ops._util import quiet
 from retrograd.ops.normalization import linear
 from retrograd.parallel import blas_threads_ran
@@ -54,106 +50,6 @@ __all__ = [
     "lstm_layer",
     "gru_layer",
 ]
-
-
-# -- reused buffers --------------------------------------------------------------------------------
-class _Buffers:
-    """Large arrays of the recurrent loops, handed out again once nothing else refers to them.
-
-    A fresh array costs a page fault per 4 KiB page on its first write (about 3 us each here:
-    2,500 faults, a quarter of the LSTM forward's time in the char-LSTM benchmark, as glibc gives
-    the blocks freed in one step back to the system before the next). An array is free when this
-    cache holds the only reference to it: a node's saved arrays, an output Tensor's data, a
-    gradient and every view (views keep their base alive) keep it busy. NumPy only (CuPy pools
-    its memory itself); at most `limit` bytes are kept, free arrays of the least recently used
-    shapes dropped first. One cache per weight array (`_buffers_of`), so that the memory goes
-    with the model that uses it.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._arrays: OrderedDict = OrderedDict()  # (shape, dtype) -> [arrays]
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def empty(self, shape: tuple, dtype, like):
-        """An uninitialised array of shape and dtype, on like's device."""
-        xp = get_xp(like)
-        if device_of(like) != "cpu":
-            return xp.empty(shape, dtype=dtype)
-        key = (shape, dtype)
-        with self._lock:
-            arrays = self._arrays.get(key)
-            if arrays is not None:
-                self._arrays.move_to_end(key)
-                k = _free_index(arrays)
-                if k is not None:
-                    return arrays[k]
-            a = xp.empty(shape, dtype=dtype)
-            if self._bytes + a.nbytes > self.limit:
-                self._drop_free(self._bytes + a.nbytes - self.limit)
-            if self._bytes + a.nbytes <= self.limit:
-                self._arrays.setdefault(key, []).append(a)
-                self._bytes += a.nbytes
-            return a
-
-    def _drop_free(self, nbytes: int) -> None:
-        """Forget free arrays, least recently used shapes first, until nbytes are dropped."""
-        for key in list(self._arrays):
-            arrays = self._arrays[key]
-            while nbytes > 0:
-                k = _free_index(arrays)
-                if k is None:
-                    break
-                size = arrays.pop(k).nbytes
-                self._bytes -= size
-                nbytes -= size
-            if not arrays:
-                del self._arrays[key]
-            if nbytes <= 0:
-                return
-
-
-def _free_index(arrays: list, refs: int | None = None):
-    """The index of the first array in the list that nothing outside the list refers to."""
-    refs = _FREE_REFS if refs is None else refs
-    for k, a in enumerate(arrays):
-        if sys.getrefcount(a) <= refs:
-            return k
-    return None
-
-
-def _count_free_refs() -> int:
-    """What sys.getrefcount shows in _free_index for an object only its list holds (the list,
-    the loop's own references, the argument: measured, as interpreters differ)."""
-    probe = [object()]
-    refs = 1
-    while _free_index(probe, refs) is None:
-        refs += 1
-    return refs
-
-
-_FREE_REFS = _count_free_refs()
-
-
-_pools: dict = {}  # id(weight array) -> (weak reference to it, its _Buffers)
-_pools_lock = threading.Lock()
-
-
-def _buffers_of(w) -> _Buffers:
-    """The buffer cache that lives as long as the weight array w (W_hh of a layer)."""
-    key = id(w)
-    with _pools_lock:
-        entry = _pools.get(key)
-        if entry is not None and entry[0]() is w:
-            return entry[1]
-        pool = _Buffers(256 << 20)
-        try:
-            ref = weakref.ref(w, lambda _, key=key: _pools.pop(key, None))
-        except TypeError:  # an array type without weak references: no reuse
-            return pool
-        _pools[key] = (ref, pool)
-        return pool
 
 
 # -- helpers that work on arrays and Tensors -------------------------------------------------------
@@ -489,7 +385,7 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
         xt1[:, n_in] = 1
         xt = xt1
     # every step's input projection in one batched product, straight into the gates' buffer
-    buffers = _buffers_of(w_hh)
+    buffers = buffers_of(w_hh)
     acts = buffers.empty((steps, four_h, batch), dtype, x)
     xp.matmul(w_in, xt, out=acts)
     wrt = None if w_hr is None else xp.ascontiguousarray(w_hr)
@@ -545,10 +441,10 @@ def _lstm_backward_arrays(
     w_back = xp.concatenate([w_hh[sig:].T, w_hh[:sig].T], 1)
     ght = None
     if gh is not None:
-        ght = _buffers_of(w_hh).empty((steps, p, batch), dtype, acts)
+        ght = buffers_of(w_hh).empty((steps, p, batch), dtype, acts)
         ght[...] = gh.transpose(0, 2, 1)
     # the gate gradients of all steps, (4H, L, N): one matrix (4H, L N) for the weights' products
-    gz = _buffers_of(w_hh).empty((four_h, steps, batch), dtype, acts)
+    gz = buffers_of(w_hh).empty((four_h, steps, batch), dtype, acts)
     gzt = xp.empty((four_h, batch), dtype=dtype)
     u = xp.empty((hidden, batch), dtype=dtype)
     ghs = xp.empty((p, steps, batch), dtype=dtype) if w_hr is not None and need[6] else None
