@@ -14,7 +14,10 @@ training loop pays this again at every step for its largest arrays:
 An array here is free when this cache holds the only reference to it: a node's saved arrays,
 a Tensor's data (a parameter's .grad), a gradient on its way and every view (views keep their
 base alive) keep it busy. So a gradient that zero_grad() set to None is reused by the next
-backward, and one the user still holds is not touched. NumPy only (CuPy pools its memory
+backward, and one the user still holds is not touched. The cost: memory stays mapped between
+steps. With zero_grad(set_to_none=True) (the default) that is the gradient itself; where
+gradients are kept and summed into, it is one more array the size of each large weight (the
+product before it is added to .grad, freed at once otherwise). NumPy only (CuPy pools its memory
 itself). One cache per weight array (`buffers_of`), so that the memory goes with the model that
 uses it; at most `limit` bytes a cache, free arrays of the least recently used shapes dropped
 first.
