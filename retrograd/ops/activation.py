@@ -266,6 +266,21 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
 
 
 # -- ReLU family (piecewise linear: the rule selects g, or a multiple of it, by a constant mask)
+# NumPy's maximum runs its vector loop only when both operands are arrays: against the scalar 0
+# it is 3x slower (32K float32: 12.9 against 4.1 us). ReLU takes its zeros from one block per
+# dtype and device, in pieces of at most this many elements (the same bits as the scalar's).
+_ZERO_BLOCK = 1 << 16
+_zero_blocks: dict = {}
+
+
+def _zero_block(x):
+    key = (backend.device_of(x), x.dtype)
+    z = _zero_blocks.get(key)
+    if z is None:
+        z = _zero_blocks[key] = get_xp(x).zeros(_ZERO_BLOCK, dtype=x.dtype)
+    return z
+
+
 class ReLU(Function):
     """out = max(x, 0);  gx = g * (out > 0)  (relu'(0) = 0, as in PyTorch)
 
@@ -283,9 +298,12 @@ class ReLU(Function):
             return out
         out, dead = xp.empty_like(x), xp.empty(x.shape, dtype=bool)
         xf, of, df = x.reshape(-1), out.reshape(-1), dead.reshape(-1)
+        zero = _zero_block(x)
 
         def part(lo, hi):  # ranges over the CPU threads when x is large (retrograd.parallel)
-            xp.maximum(xf[lo:hi], 0, out=of[lo:hi])  # NaN propagates, as in PyTorch
+            for s in range(lo, hi, _ZERO_BLOCK):  # NaN propagates, as in PyTorch
+                e = min(s + _ZERO_BLOCK, hi)
+                xp.maximum(xf[s:e], zero[: e - s], out=of[s:e])
             # NaN: not dead, its gradient passes, as PyTorch's threshold_backward
             xp.less_equal(of[lo:hi], 0, out=df[lo:hi])
 

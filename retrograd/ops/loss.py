@@ -295,20 +295,26 @@ class CrossEntropy(Function):
 
     def _mean_of_rows(self, xp, x, target, ignore_index, n_classes):
         """The common case, (N, C) logits and N targets none of them ignored, mean over the
-        samples: the general form's results with half its array calls (36 -> 31 us on W2's);
+        samples: the general form's results with half its array calls (36 -> 26 us on W2's);
         None when a target is out of range or ignored (the general form says which)."""
-        lo, hi = int(target.min()), int(target.max())
-        if lo < 0 or hi >= n_classes or lo <= ignore_index <= hi:
+        if ignore_index >= 0:  # (PyTorch's default, -100, is below every class)
+            lo, hi = int(target.min()), int(target.max())
+            if lo <= ignore_index <= hi:
+                return None
+        elif int(target.min()) < 0:
             return None
         logp = _log_softmax_array(x, 1)
-        rows = xp.arange(x.shape[0])
-        index = (rows, target)
+        index = (xp.arange(x.shape[0]), target)
+        try:
+            picked = logp[index]
+        except IndexError:  # a target >= C
+            return None
         keepf = xp.ones(x.shape[0], dtype=x.dtype)
-        denom = keepf.sum()  # N, as the general form's sum of the kept samples' weights
+        denom = x.dtype.type(x.shape[0])  # the general form's sum of the kept samples' weights
         self.axis, self.smoothing, self.reduction = 1, 0.0, "mean"
         self.index, self.weight, self.keepf, self.denom = index, None, keepf, denom
         self.save(x, logp, keepf, keepf)
-        return xp.asarray(_divide(-logp[index].sum(), denom))
+        return xp.asarray(_divide(-picked.sum(), denom))
 
     def backward(self, g):
         x, logp, w_t, total_q = self.saved
