@@ -264,15 +264,21 @@ def _data_address(t) -> int:
     return t.data.__array_interface__["data"][0]
 
 
-def test_a_large_weight_gradient_reuses_the_array_zero_grad_dropped():
-    """A weight's gradient of 4 MiB and up goes into the array that held it last step once
-    nothing refers to it (a fresh one costs a page fault and the zeroing of every page): the
-    same values as a fresh product, and an array someone still holds is never written."""
-    from retrograd.ops.normalization import REUSE_GRAD_BYTES
+@pytest.fixture
+def reuse_from_4mb(monkeypatch):
+    """Weight gradients reused from 4 MiB (32 MiB in use: glibc's mmap threshold)."""
+    from retrograd.ops import normalization
 
+    assert normalization.REUSE_GRAD_BYTES == rg.backend.MALLOC_PAD
+    monkeypatch.setattr(normalization, "REUSE_GRAD_BYTES", 4 << 20)
+
+
+def test_a_large_weight_gradient_reuses_the_array_zero_grad_dropped(reuse_from_4mb):
+    """A large weight's gradient goes into the array that held it last step once nothing
+    refers to it (a fresh one costs a page fault and the zeroing of every page): the same
+    values as a fresh product, and an array someone still holds is never written."""
     rng = np.random.default_rng(0)
     lin = rg.nn.Linear(1024, 1024)
-    assert lin.weight.data.nbytes >= REUSE_GRAD_BYTES
     opt = rg.optim.SGD(lin.parameters(), lr=0.0)
 
     def step(seed):
@@ -291,14 +297,14 @@ def test_a_large_weight_gradient_reuses_the_array_zero_grad_dropped():
     np.testing.assert_array_equal(kept.numpy(), before)
     del kept
     assert step(4) == first  # free again
-    small = rg.nn.Linear(16, 16)  # below the size: a fresh array each time
-    (small(rg.tensor(rng.standard_normal((4, 16)), dtype=rg.float32)) ** 2).sum().backward()
+    small = rg.nn.Linear(256, 256)  # below the size: a fresh array each time
+    (small(rg.tensor(rng.standard_normal((4, 256)), dtype=rg.float32)) ** 2).sum().backward()
     from retrograd.ops import _buffers
 
     assert id(small.weight.data) not in _buffers._pools
 
 
-def test_reused_weight_gradients_accumulate_and_flow_through_computed_weights():
+def test_reused_weight_gradients_accumulate_and_flow_through_computed_weights(reuse_from_4mb):
     """Gradients kept between backwards (set_to_none=False) add up; a weight computed from a
     parameter (the reused array flows on as a fresh gradient) and one used twice in a graph
     get the products' sums."""

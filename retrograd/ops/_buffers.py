@@ -2,14 +2,15 @@
 
 A fresh NumPy array costs the kernel a page fault on the first write to each page, and the
 pages come zeroed: about 3 us for each 4 KiB page here, and for arrays of 4 MiB and up (which
-NumPy asks to back with 2 MiB pages) the zeroing of every byte. glibc hands blocks of more than
-32 MiB (and, after a trim, smaller ones) straight back to the system when they are freed, so a
-training loop pays this again at every step for its largest arrays:
+NumPy asks to back with 2 MiB pages) the zeroing of every byte. glibc hands blocks from its mmap
+threshold up (64 MiB with retrograd's tuning, backend.MALLOC_PAD) straight back to the system
+when they are freed, and smaller ones too where it trims its heap, so a training loop pays
+this again at every step for its largest arrays:
 
 - the recurrent loops' buffers (2,500 faults, a quarter of the LSTM forward's time in the
   char-LSTM benchmark W5);
 - a large weight's gradient: optimizer.zero_grad() drops it, and the next backward allocates
-  it anew (W3's 4096 x 4096 layer: 67 MB zeroed a step, 7-18 ms of system time).
+  it anew (W3's 4096 x 4096 layer: 64 MiB zeroed a step, 7-18 ms of system time).
 
 An array here is free when this cache holds the only reference to it: a node's saved arrays,
 a Tensor's data (a parameter's .grad), a gradient on its way and every view (views keep their

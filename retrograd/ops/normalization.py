@@ -12,7 +12,7 @@ import math
 from retrograd import parallel
 from retrograd.autograd.forward_ad import add_tangents, replay
 from retrograd.autograd.function import Function
-from retrograd.backend import get_xp
+from retrograd.backend import MALLOC_PAD, get_xp
 from retrograd.ops import dual
 from retrograd.ops._buffers import buffers_of
 from retrograd.ops._util import quiet, quiet_block
@@ -389,9 +389,13 @@ def _rows(a, n: int):
 
 
 # a weight gradient of at least this many bytes is written into the array that held it last
-# time, once nothing refers to it any more (zero_grad dropped it): a fresh one costs a page
-# fault and the zeroing of every page (W3: 67 MB a step, 7-18 ms of system time; see _buffers)
-REUSE_GRAD_BYTES = 4 << 20
+# time, once nothing refers to it any more (zero_grad dropped it). glibc maps blocks this large
+# fresh from the kernel (backend.MALLOC_PAD: its mmap threshold), which faults in and zeroes
+# every page (W3's 4096 x 4096 layer: 64 MiB a step, 7-18 ms of system time; see _buffers).
+# Smaller ones come from the heap, whose freed pages serve the next step's activations:
+# keeping them here would only hold them through the forward and raise the peak (W3 with all
+# three kept: 206 against 196 MB)
+REUSE_GRAD_BYTES = MALLOC_PAD
 
 
 def _grad_buffer(w, g, x):
