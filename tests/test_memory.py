@@ -266,7 +266,7 @@ def _data_address(t) -> int:
 
 @pytest.fixture
 def reuse_from_4mb(monkeypatch):
-    """Weight gradients reused from 4 MiB (32 MiB in use: glibc's mmap threshold)."""
+    """Weight gradients reused from 4 MiB (in use: from backend.MALLOC_PAD, the mmap threshold)."""
     from retrograd.ops import normalization
 
     assert normalization.REUSE_GRAD_BYTES == rg.backend.MALLOC_PAD
