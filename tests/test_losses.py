@@ -233,6 +233,28 @@ def test_cross_entropy_one_sample_as_a_batch_of_one():
         rg.cross_entropy(x, rg.tensor([1, 2]))
 
 
+@pytest.mark.parametrize(
+    "targets, ignore_index, bad",
+    [([-1, 0], 3, -1), ([5, 0], -100, 5), ([-1, 0], -100, -1), ([3, 0], 3, None)],
+)
+def test_cross_entropy_targets_out_of_range_raise_as_in_torch(targets, ignore_index, bad):
+    """The (N, C) mean path too: a negative target never wraps around, an ignored one is
+    dropped, and the message is PyTorch's."""
+    logits = RNG.standard_normal((2, 5))
+    x, tx = _pair(logits)
+    t, tt = _pair(np.array(targets))
+    if bad is None:
+        _close(
+            rg.cross_entropy(x, t, ignore_index=ignore_index),
+            F.cross_entropy(tx, tt, ignore_index=ignore_index),
+        )
+        return
+    with pytest.raises(IndexError, match=f"^Target {bad} is out of bounds.$"):
+        rg.cross_entropy(x, t, ignore_index=ignore_index)
+    with pytest.raises(IndexError, match=f"^Target {bad} is out of bounds.$"):
+        F.cross_entropy(tx, tt, ignore_index=ignore_index)
+
+
 def test_uint8_targets_and_ignored_positions_with_infinite_logits():
     logits = RNG.standard_normal((3, 4))
     logits[1, 0] = -np.inf  # an ignored sample's placeholder class must not turn the loss to nan

@@ -295,13 +295,13 @@ class CrossEntropy(Function):
 
     def _mean_of_rows(self, xp, x, target, ignore_index, n_classes):
         """The common case, (N, C) logits and N targets none of them ignored, mean over the
-        samples: the general form's results with half its array calls (36 -> 26 us on W2's);
-        None when a target is out of range or ignored (the general form says which)."""
-        if ignore_index >= 0:  # (PyTorch's default, -100, is below every class)
-            lo, hi = int(target.min()), int(target.max())
-            if lo <= ignore_index <= hi:
-                return None
-        elif int(target.min()) < 0:
+        samples: the general form's results with half its array calls (W2's: 29 us, the
+        general form 36); None when a target is out of range or ignored (the general form
+        says which)."""
+        lo = int(target.min())
+        if lo < 0:  # (indexing would wrap it)
+            return None
+        if ignore_index >= lo and ignore_index <= int(target.max()):  # (never for -100)
             return None
         logp = _log_softmax_array(x, 1)
         index = (xp.arange(x.shape[0]), target)
