@@ -184,7 +184,7 @@ def rng(generator: Generator | None) -> np.random.Generator:
 # the peak of a step does not grow. Opt out with RETROGRAD_MALLOC_TUNING=0; any MALLOC_*_
 # variable (or glibc.malloc tunable) in the environment also leaves glibc as configured there.
 # 64 MB rather than 32: W3 frees two 16 MB weight gradients at zero_grad and its activations on
-# top; with 32 MB kept, 260-770 pages a step faulted in again (3.4-6.3 ms of system time, the
+# top; with 32 MB kept, 259-770 pages a step faulted in again (3.4-6.3 ms of system time, the
 # step 206-221 ms); with 64, one (0.4-1.4 ms; 202-211 ms). Blocks this large and up are mapped
 # fresh each time: Linear reuses those weight gradients itself (ops.normalization).
 MALLOC_PAD = 64 << 20
