@@ -5,13 +5,14 @@ sequence) before the loop; each step then does ONE product h W_hh^T for all gate
 math on arrays. The backward runs backprop through time in one reverse loop on arrays and
 accumulates dW_hh (and dW_hr) with one matrix product over all steps at the end.
 
-The LSTM goes further (it is the benchmark's W5): its node takes the layer's input itself, so the
-input projection lands straight in the gates' buffer and dW_ih, db and dx are single products
-over all steps too; it runs transposed, a step's gates a (4H, N) block with rows (o, i, f, g),
-so that each gate is contiguous and the step's product is W_hh h^T, the faster BLAS shape here;
-and its large buffers are reused from one call to the next (`ops._buffers`). c_n is a second node
-(LSTMState) over the same saved arrays, so the hidden states need no slicing out of a joint
-output.
+The LSTM goes further (it is the benchmark's W5): its node takes the layer's input itself, so
+each step's one product is [W_hh | W_ih | b] [h_{t-1}; x_t; 1], written straight into the
+gates' buffer (no projection before the loop, no sum after the product), and dW_ih, db and dx
+come from the same products over chunks of steps as dW_hh; it runs transposed, a step's gates a
+(4H, N) block with rows (o, i, f, g), so that each gate is contiguous and the step's product is
+W h^T, the faster BLAS shape here; and its large buffers are reused from one call to the next
+(`ops._buffers`). c_n is a second node (LSTMState) over the same saved arrays, so the hidden
+states need no slicing out of a joint output.
 
 Two versions of each loop: `_*_arrays` (LSTM, GRU) work in place in preallocated buffers, for
 the forward and a plain backward; the others are written with operators, indexing and the
@@ -50,6 +51,9 @@ __all__ = [
     "lstm_layer",
     "gru_layer",
 ]
+
+
+_CHUNK_COLUMNS = 512  # the LSTM weights' products take the gate gradients in chunks of columns
 
 
 # -- helpers that work on arrays and Tensors -------------------------------------------------------
@@ -343,26 +347,17 @@ def _rotate_in(w, hidden: int, scale=1, out=None):
     return out
 
 
-def _rows_out(out, hidden: int) -> tuple:
-    """The row blocks of out (gates i, f, g, o) that rows (o, i, f, g)[hidden:] and [:hidden]
-    land in: a product of the rotated rows writes them in PyTorch's order."""
-    return out[: 3 * hidden], out[3 * hidden :]
-
-
-def _gate_product(gz2, m, hidden: int):
-    """gz2 @ m for gz2's rows (o, i, f, g), the result's rows in PyTorch's order (i, f, g, o)."""
-    xp = get_xp(gz2)
-    out = xp.empty((gz2.shape[0], m.shape[1]), dtype=gz2.dtype)
-    ifg, o = _rows_out(out, hidden)
-    xp.matmul(gz2[hidden:], m, out=ifg)
-    xp.matmul(gz2[:hidden], m, out=o)
-    return out
+def _unrotate(w, hidden: int):
+    """Rows (o, i, f, g) back to PyTorch's gate order (i, f, g, o), in a new array."""
+    return get_xp(w).concatenate([w[hidden:], w[:hidden]], 0)
 
 
 def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     """The loop in preallocated buffers, transposed: a step's gates are acts[t] (4H, N) with
     rows (o, i, f, g) (see _rotate_in), states (H, N), so that every gate is one contiguous
-    block and each step's product is W_hh h^T (the faster BLAS shape here). Returns h_t (L, N, P),
+    block and each step's product is W [h; x_t; 1] (the faster BLAS shape here; at W5's sizes
+    this loop ran 10.8 ms where W_hh h^T added to a projection of all steps' inputs made before
+    the loop ran 11.8). Returns h_t (L, N, P),
     c_n (N, H) and, stacked over time, the activated gates, c_t, tanh c_t and (with W_hr)
     o tanh c_t."""
     xp = get_xp(x)
@@ -371,37 +366,34 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     hidden = four_h // 4
     sig = 3 * hidden
     dtype = x.dtype
-    # sigmoid(v) = tanh(v / 2) / 2 + 1/2: the halving folded into the weights and bias once
-    w_rec = _rotate_in(w_hh, hidden, 0.5)
-    xt = x.transpose(0, 2, 1)
-    if b is None:
-        w_in = _rotate_in(w_ih, hidden, 0.5)
-    else:  # the bias as one more input column of ones: the product adds it
-        w_in = xp.empty((four_h, n_in + 1), dtype=dtype)
-        _rotate_in(w_ih, hidden, 0.5, out=w_in[:, :n_in])
-        _rotate_in(b, hidden, 0.5, out=w_in[:, n_in])
-        xt1 = xp.empty((steps, n_in + 1, batch), dtype=dtype)
-        xt1[:, :n_in] = xt
-        xt1[:, n_in] = 1
-        xt = xt1
-    # every step's input projection in one batched product, straight into the gates' buffer
+    # sigmoid(v) = tanh(v / 2) / 2 + 1/2: the halving folded into the weights and bias once;
+    # one product a step for the whole gate input, [W_hh | W_ih | b] [h_{t-1}; x_t; 1]
+    k = p + n_in + (b is not None)
+    w = xp.empty((four_h, k), dtype=dtype)
+    _rotate_in(w_hh, hidden, 0.5, out=w[:, :p])
+    _rotate_in(w_ih, hidden, 0.5, out=w[:, p : p + n_in])
+    if b is not None:
+        _rotate_in(b, hidden, 0.5, out=w[:, p + n_in])
+    # the products' right-hand sides, in processing order: stack[j] = [h; x_t; 1] for the j-th
+    # step processed, whose h (written by the step before) is the state it starts from
     buffers = buffers_of(w_hh)
+    stack = buffers.empty((steps + 1, k, batch), dtype, x)
+    xt = x.transpose(0, 2, 1)
+    stack[:steps, p : p + n_in] = xt[::-1] if reverse else xt
+    if b is not None:
+        stack[:steps, p + n_in] = 1
+    stack[0, :p] = h0.T
     acts = buffers.empty((steps, four_h, batch), dtype, x)
-    xp.matmul(w_in, xt, out=acts)
     wrt = None if w_hr is None else xp.ascontiguousarray(w_hr)
-    hs = buffers.empty((steps, batch, p), dtype, x)
     cs = buffers.empty((steps, hidden, batch), dtype, x)
     tcs = buffers.empty((steps, hidden, batch), dtype, x)
     rs = None if w_hr is None else xp.empty((steps, hidden, batch), dtype=dtype)
-    zt = xp.empty((four_h, batch), dtype=dtype)
     ig = xp.empty((hidden, batch), dtype=dtype)
-    hp = None if w_hr is None else xp.empty((p, batch), dtype=dtype)
     partial = _partial_steps(mask)
-    h, c = h0.T, c0.T
-    for t in _order(steps, reverse):
+    c = c0.T
+    for j, t in enumerate(_order(steps, reverse)):
         a = acts[t]
-        xp.matmul(w_rec, h, out=zt)
-        a += zt
+        xp.matmul(w, stack[j], out=a)
         xp.tanh(a, out=a)
         s = a[:sig]
         s *= 0.5
@@ -412,18 +404,20 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
         xp.multiply(i, g, out=ig)
         ct += ig
         xp.tanh(ct, out=tc)
-        ht = hs[t].T
+        ht = stack[j + 1, :p]
         if w_hr is None:
             xp.multiply(o, tc, out=ht)
         else:
             xp.multiply(o, tc, out=rs[t])
-            xp.matmul(wrt, rs[t], out=hp)
-            ht[...] = hp
+            xp.matmul(wrt, rs[t], out=ht)
         if partial is not None and partial[t]:
             keep = (mask[t] == 0).T
-            xp.copyto(ht, h, where=keep)
+            xp.copyto(ht, stack[j, :p], where=keep)
             xp.copyto(ct, c, where=keep)
-        h, c = ht, ct
+        c = ct
+    hs = buffers.empty((steps, batch, p), dtype, x)
+    h_all = stack[1:, :p]
+    xp.copyto(hs, (h_all[::-1] if reverse else h_all).transpose(0, 2, 1))
     return hs, xp.ascontiguousarray(c.T), acts, cs, tcs, rs
 
 
@@ -434,7 +428,7 @@ def _lstm_backward_arrays(
     returns their gradients (None where not needed; one bias gradient, for b_ih and b_hh)."""
     xp = get_xp(acts)
     steps, four_h, batch = acts.shape
-    hidden, p, n_in = four_h // 4, hs.shape[-1], x.shape[-1]
+    hidden, p = four_h // 4, hs.shape[-1]
     sig = 3 * hidden
     dtype = acts.dtype
     # dh_{t-1} = W_hh^T gz_t: W_hh^T with its columns in the gates' row order, C order
@@ -443,12 +437,13 @@ def _lstm_backward_arrays(
     if gh is not None:
         ght = buffers_of(w_hh).empty((steps, p, batch), dtype, acts)
         ght[...] = gh.transpose(0, 2, 1)
-    # the gate gradients of all steps, (4H, L, N): one matrix (4H, L N) for the weights' products
-    gz = buffers_of(w_hh).empty((four_h, steps, batch), dtype, acts)
-    gzt = xp.empty((four_h, batch), dtype=dtype)
+    # the gate gradients of every step, (L, 4H, N): each step writes its own contiguous block
+    # (a copy into a (4H, L, N) matrix in the loop cost 25 us a step at W5's sizes, as its
+    # fresh lines pushed the step product's weights out of the cache); the weights' products
+    # after the loop take them in chunks of steps (_lstm_weight_grads)
+    gzs = buffers_of(w_hh).empty((steps, four_h, batch), dtype, acts)
     u = xp.empty((hidden, batch), dtype=dtype)
     ghs = xp.empty((p, steps, batch), dtype=dtype) if w_hr is not None and need[6] else None
-    gz3 = gzt[hidden:].reshape(3, hidden, batch)  # the rows dc_t scales: i, f, g
     partial = _partial_steps(mask)
     dh = xp.zeros((p, batch), dtype=dtype)
     dc = xp.zeros((hidden, batch), dtype=dtype)
@@ -456,7 +451,7 @@ def _lstm_backward_arrays(
         dc[...] = gcn.T
     first = steps - 1 if reverse else 0  # the step that started from (h0, c0)
     for t in _order(steps, not reverse):
-        a, tc = acts[t], tcs[t]
+        a, tc, gzt = acts[t], tcs[t], gzs[t]
         o, i, f, g = a[:hidden], a[hidden : 2 * hidden], a[2 * hidden : sig], a[sig:]
         c_prev = c0.T if t == first else cs[t + 1 if reverse else t - 1]
         if ght is not None:
@@ -491,39 +486,78 @@ def _lstm_backward_arrays(
         gzt[hidden : 2 * hidden] *= g
         gzt[2 * hidden : sig] *= c_prev
         gg *= i
+        gz3 = gzt[hidden:].reshape(3, hidden, batch)  # the rows dc_t scales: i, f, g
         gz3 *= dc
         if t != first or need[1]:  # the last product only serves h0's gradient
             xp.matmul(w_back, gzt, out=dh)
         dc *= f
-        gz[:, t] = gzt  # (a contiguous step buffer, then one copy: faster than strided math)
         if cut:
             dh += carry_h
             dc += carry_c
-    # the weights' gradients: one matrix product each over all steps and batch rows
-    gz2 = gz.reshape(four_h, steps * batch)
-    gw_hh = None
-    if need[4]:
-        rows = (steps - 1) * batch
-        if reverse:
-            gw_hh = _gate_product(gz2[:, :rows], hs[1:].reshape(rows, p), hidden)
-        else:
-            gw_hh = _gate_product(gz2[:, batch:], hs[:-1].reshape(rows, p), hidden)
-        if steps:
-            gw_hh += _gate_product(gz[:, first], h0, hidden)
-    gb = None
-    if need[5]:
-        gb = xp.empty(four_h, dtype=dtype)
-        ifg, o = _rows_out(gb, hidden)
-        xp.sum(gz2[hidden:], axis=1, out=ifg)
-        xp.sum(gz2[:hidden], axis=1, out=o)
-    gw_ih = _gate_product(gz2, x.reshape(-1, n_in), hidden) if need[3] else None
-    gx = None
-    if need[0]:
-        gx = (gz2.T @ _rotate_in(w_ih, hidden)).reshape(steps, batch, n_in)
+    gx, gw_ih, gw_hh, gb = _lstm_weight_grads(gzs, x, h0, w_ih, hs, reverse, need)
     gw_hr = None
     if ghs is not None:
         gw_hr = ghs.reshape(p, -1) @ rs.transpose(0, 2, 1).reshape(-1, hidden)
     return gx, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T), gw_ih, gw_hh, gb, gw_hr
+
+
+def _lstm_weight_grads(gzs, x, h0, w_ih, hs, reverse: bool, need) -> tuple:
+    """gx = gz W_ih, gW_ih = sum_t gz_t^T x_t, gW_hh = sum_t gz_t^T h_{t-1} and the bias gradient
+    from the gate gradients gzs (L, 4H, N), rows (o, i, f, g): matrix products over chunks of
+    steps, each chunk's gate gradients copied once into a (4H, C N) matrix. The sums are kept
+    in the rows' order and put in PyTorch's (i, f, g, o) at the end."""
+    xp = get_xp(gzs)
+    steps, four_h, batch = gzs.shape
+    hidden, p, n_in = four_h // 4, hs.shape[-1], x.shape[-1]
+    dtype = gzs.dtype
+    gx = xp.empty((steps, batch, n_in), dtype=dtype) if need[0] else None
+    w_in = _rotate_in(w_ih, hidden) if need[0] else None
+    sums = {}  # name -> (4H, k) sum over the chunks so far, rows (o, i, f, g)
+    first = steps - 1 if reverse else 0
+
+    def add(name, a, b):
+        if name in sums:
+            sums[name] += a @ b
+        else:
+            sums[name] = a @ b
+
+    chunk = max(1, -(-_CHUNK_COLUMNS // max(batch, 1)))
+    buf = None
+    for t0 in range(0, steps, chunk):
+        t1 = min(steps, t0 + chunk)
+        n = t1 - t0
+        if buf is None or buf.shape[1] != n:
+            buf = xp.empty((four_h, n, batch), dtype=dtype)
+        xp.copyto(buf, gzs[t0:t1].transpose(1, 0, 2))
+        g2 = buf.reshape(four_h, n * batch)
+        if need[5]:
+            if "b" in sums:
+                sums["b"] += g2.sum(axis=1)
+            else:
+                sums["b"] = g2.sum(axis=1)
+        if need[3]:
+            add("ih", g2, x[t0:t1].reshape(n * batch, n_in))
+        if need[0]:
+            xp.matmul(g2.T, w_in, out=gx[t0:t1].reshape(n * batch, n_in))
+        if need[4]:  # h_{t-1}: hs[t - 1] (reverse: hs[t + 1]); the first step's is h0
+            lo, hi = t0, t1
+            if first == t0:
+                add("hh", g2[:, :batch], h0)
+                lo += 1
+            elif first == t1 - 1:
+                add("hh", g2[:, (n - 1) * batch :], h0)
+                hi -= 1
+            if hi > lo:
+                cols = g2[:, (lo - t0) * batch : (hi - t0) * batch]
+                prev = hs[lo + 1 : hi + 1] if reverse else hs[lo - 1 : hi - 1]
+                add("hh", cols, prev.reshape(-1, p))
+    shapes = {"ih": (four_h, n_in), "hh": (four_h, p), "b": (four_h,)}
+    for name in shapes:  # no steps: zero gradients
+        sums.setdefault(name, xp.zeros(shapes[name], dtype=dtype))
+    gw_ih = _unrotate(sums["ih"], hidden) if need[3] else None
+    gw_hh = _unrotate(sums["hh"], hidden) if need[4] else None
+    gb = _unrotate(sums["b"], hidden) if need[5] else None
+    return gx, gw_ih, gw_hh, gb
 
 
 def _combined_bias(b_ih, b_hh):
