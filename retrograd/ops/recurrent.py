@@ -502,61 +502,63 @@ def _lstm_backward_arrays(
 
 
 def _lstm_weight_grads(gzs, x, h0, w_ih, hs, reverse: bool, need) -> tuple:
-    """gx = gz W_ih, gW_ih = sum_t gz_t^T x_t, gW_hh = sum_t gz_t^T h_{t-1} and the bias gradient
-    from the gate gradients gzs (L, 4H, N), rows (o, i, f, g): matrix products over chunks of
-    steps, each chunk's gate gradients copied once into a (4H, C N) matrix. The sums are kept
-    in the rows' order and put in PyTorch's (i, f, g, o) at the end."""
+    """gx = gz W_ih and [gW_hh | gW_ih | gb] = sum_t gz_t^T [h_{t-1} | x_t | 1] from the gate
+    gradients gzs (L, 4H, N), rows (o, i, f, g), by chunks of steps: each chunk's gate
+    gradients are copied once into a (4H, C N) matrix, and the three weights' gradients are ONE
+    product with the chunk's [h_{t-1} | x_t | 1] rows (only the parts needed): at W5's sizes
+    the whole function ran 10.2 against 10.5 ms with separate products and a row sum (2
+    threads; 17.8 against 18.1 on one). The sum is kept in the rows' order and put in
+    PyTorch's (i, f, g, o) at the end."""
     xp = get_xp(gzs)
     steps, four_h, batch = gzs.shape
     hidden, p, n_in = four_h // 4, hs.shape[-1], x.shape[-1]
     dtype = gzs.dtype
     gx = xp.empty((steps, batch, n_in), dtype=dtype) if need[0] else None
     w_in = _rotate_in(w_ih, hidden) if need[0] else None
-    sums = {}  # name -> (4H, k) sum over the chunks so far, rows (o, i, f, g)
-    first = steps - 1 if reverse else 0
-
-    def add(name, a, b):
-        if name in sums:
-            sums[name] += a @ b
-        else:
-            sums[name] = a @ b
-
+    # the columns of [h_{t-1} | x_t | 1] that the needed gradients take
+    col_h = 0
+    col_x = col_h + (p if need[4] else 0)
+    col_1 = col_x + (n_in if need[3] else 0)
+    width = col_1 + (1 if need[5] else 0)
+    total = xp.zeros((four_h, width), dtype=dtype)
     chunk = max(1, -(-_CHUNK_COLUMNS // max(batch, 1)))
-    buf = None
+    buf = rows = part = None
     for t0 in range(0, steps, chunk):
         t1 = min(steps, t0 + chunk)
         n = t1 - t0
         if buf is None or buf.shape[1] != n:
             buf = xp.empty((four_h, n, batch), dtype=dtype)
+            rows = xp.empty((n, batch, width), dtype=dtype)
+            if need[5]:
+                rows[..., col_1] = 1
         xp.copyto(buf, gzs[t0:t1].transpose(1, 0, 2))
         g2 = buf.reshape(four_h, n * batch)
-        if need[5]:
-            if "b" in sums:
-                sums["b"] += g2.sum(axis=1)
-            else:
-                sums["b"] = g2.sum(axis=1)
-        if need[3]:
-            add("ih", g2, x[t0:t1].reshape(n * batch, n_in))
         if need[0]:
             xp.matmul(g2.T, w_in, out=gx[t0:t1].reshape(n * batch, n_in))
+        if not width:
+            continue
         if need[4]:  # h_{t-1}: hs[t - 1] (reverse: hs[t + 1]); the first step's is h0
+            prev = rows[..., :p]
             lo, hi = t0, t1
-            if first == t0:
-                add("hh", g2[:, :batch], h0)
-                lo += 1
-            elif first == t1 - 1:
-                add("hh", g2[:, (n - 1) * batch :], h0)
-                hi -= 1
-            if hi > lo:
-                cols = g2[:, (lo - t0) * batch : (hi - t0) * batch]
-                prev = hs[lo + 1 : hi + 1] if reverse else hs[lo - 1 : hi - 1]
-                add("hh", cols, prev.reshape(-1, p))
-    shapes = {"ih": (four_h, n_in), "hh": (four_h, p), "b": (four_h,)}
-    for name in shapes:  # no steps: zero gradients
-        sums.setdefault(name, xp.zeros(shapes[name], dtype=dtype))
-    gw_ih = _unrotate(sums["ih"], hidden) if need[3] else None
-    gw_hh = _unrotate(sums["hh"], hidden) if need[4] else None
-    gb = _unrotate(sums["b"], hidden) if need[5] else None
+            if not reverse and t0 == 0:
+                prev[0] = h0
+                lo = 1
+            if reverse and t1 == steps:
+                prev[n - 1] = h0
+                hi = steps - 1
+            prev[lo - t0 : hi - t0] = hs[lo + 1 : hi + 1] if reverse else hs[lo - 1 : hi - 1]
+        if need[3]:
+            rows[..., col_x:col_1] = x[t0:t1]
+        if t0 == 0:
+            xp.matmul(g2, rows.reshape(n * batch, width), out=total)
+        else:
+            if part is None:
+                part = xp.empty_like(total)
+            xp.matmul(g2, rows.reshape(n * batch, width), out=part)
+            total += part
+    gw_hh = _unrotate(total[:, :col_x], hidden) if need[4] else None
+    gw_ih = _unrotate(total[:, col_x:col_1], hidden) if need[3] else None
+    gb = _unrotate(total[:, col_1], hidden) if need[5] else None
     return gx, gw_ih, gw_hh, gb
 
 
