@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 
-_CHUNK_COLUMNS = 512  # the LSTM weights' products take the gate gradients in chunks of columns
+_CHUNK_COLUMNS = 256  # the LSTM weights' products take the gate gradients in chunks of columns
 
 
 # -- helpers that work on arrays and Tensors -------------------------------------------------------
@@ -347,11 +347,6 @@ def _rotate_in(w, hidden: int, scale=1, out=None):
     return out
 
 
-def _unrotate(w, hidden: int):
-    """Rows (o, i, f, g) back to PyTorch's gate order (i, f, g, o), in a new array."""
-    return get_xp(w).concatenate([w[hidden:], w[:hidden]], 0)
-
-
 def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     """The loop in preallocated buffers, transposed: a step's gates are acts[t] (4H, N) with
     rows (o, i, f, g) (see _rotate_in), states (H, N), so that every gate is one contiguous
@@ -377,7 +372,7 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     # the products' right-hand sides, in processing order: stack[j] = [h; x_t; 1] for the j-th
     # step processed, whose h (written by the step before) is the state it starts from
     buffers = buffers_of(w_hh)
-    stack = buffers.empty((steps + 1, k, batch), dtype, x)
+    stack = xp.empty((steps + 1, k, batch), dtype=dtype)  # (not kept: freed before the backward)
     xt = x.transpose(0, 2, 1)
     stack[:steps, p : p + n_in] = xt[::-1] if reverse else xt
     if b is not None:
@@ -504,23 +499,26 @@ def _lstm_backward_arrays(
 def _lstm_weight_grads(gzs, x, h0, w_ih, hs, reverse: bool, need) -> tuple:
     """gx = gz W_ih and [gW_hh | gW_ih | gb] = sum_t gz_t^T [h_{t-1} | x_t | 1] from the gate
     gradients gzs (L, 4H, N), rows (o, i, f, g), by chunks of steps: each chunk's gate
-    gradients are copied once into a (4H, C N) matrix, and the three weights' gradients are ONE
-    product with the chunk's [h_{t-1} | x_t | 1] rows (only the parts needed): at W5's sizes
-    the whole function ran 10.2 against 10.5 ms with separate products and a row sum (2
-    threads; 17.8 against 18.1 on one). The sum is kept in the rows' order and put in
-    PyTorch's (i, f, g, o) at the end."""
+    gradients are copied once into a (4H, C N) matrix with its rows in PyTorch's order (i, f,
+    g, o), and the three weights' gradients are ONE product with the chunk's [h_{t-1} | x_t | 1]
+    rows (only the parts needed), added into each gradient: at W5's sizes the whole function
+    ran 10.2 against 10.5 ms with separate products and a row sum (2 threads; 17.8 against
+    18.1 on one)."""
     xp = get_xp(gzs)
     steps, four_h, batch = gzs.shape
     hidden, p, n_in = four_h // 4, hs.shape[-1], x.shape[-1]
+    sig = 3 * hidden
     dtype = gzs.dtype
     gx = xp.empty((steps, batch, n_in), dtype=dtype) if need[0] else None
-    w_in = _rotate_in(w_ih, hidden) if need[0] else None
-    # the columns of [h_{t-1} | x_t | 1] that the needed gradients take
-    col_h = 0
-    col_x = col_h + (p if need[4] else 0)
-    col_1 = col_x + (n_in if need[3] else 0)
-    width = col_1 + (1 if need[5] else 0)
-    total = xp.zeros((four_h, width), dtype=dtype)
+    w_in = xp.ascontiguousarray(w_ih) if need[0] else None
+    # the gradients and their columns in [h_{t-1} | x_t | 1] (only the needed ones)
+    grads, cols, at = [], [], 0
+    for k, shape in ((4, (four_h, p)), (3, (four_h, n_in)), (5, (four_h,))):
+        width = shape[1] if len(shape) == 2 else 1
+        grads.append(xp.zeros(shape, dtype=dtype) if need[k] else None)
+        cols.append((at, at + width) if need[k] else None)
+        at += width if need[k] else 0
+    width = at
     chunk = max(1, -(-_CHUNK_COLUMNS // max(batch, 1)))
     buf = rows = part = None
     for t0 in range(0, steps, chunk):
@@ -530,8 +528,10 @@ def _lstm_weight_grads(gzs, x, h0, w_ih, hs, reverse: bool, need) -> tuple:
             buf = xp.empty((four_h, n, batch), dtype=dtype)
             rows = xp.empty((n, batch, width), dtype=dtype)
             if need[5]:
-                rows[..., col_1] = 1
-        xp.copyto(buf, gzs[t0:t1].transpose(1, 0, 2))
+                rows[..., width - 1] = 1
+        g = gzs[t0:t1].transpose(1, 0, 2)
+        xp.copyto(buf[:sig], g[hidden:])  # rows (o, i, f, g) -> (i, f, g, o)
+        xp.copyto(buf[sig:], g[:hidden])
         g2 = buf.reshape(four_h, n * batch)
         if need[0]:
             xp.matmul(g2.T, w_in, out=gx[t0:t1].reshape(n * batch, n_in))
@@ -548,17 +548,15 @@ def _lstm_weight_grads(gzs, x, h0, w_ih, hs, reverse: bool, need) -> tuple:
                 hi = steps - 1
             prev[lo - t0 : hi - t0] = hs[lo + 1 : hi + 1] if reverse else hs[lo - 1 : hi - 1]
         if need[3]:
-            rows[..., col_x:col_1] = x[t0:t1]
-        if t0 == 0:
-            xp.matmul(g2, rows.reshape(n * batch, width), out=total)
-        else:
-            if part is None:
-                part = xp.empty_like(total)
-            xp.matmul(g2, rows.reshape(n * batch, width), out=part)
-            total += part
-    gw_hh = _unrotate(total[:, :col_x], hidden) if need[4] else None
-    gw_ih = _unrotate(total[:, col_x:col_1], hidden) if need[3] else None
-    gb = _unrotate(total[:, col_1], hidden) if need[5] else None
+            a, b = cols[1]
+            rows[..., a:b] = x[t0:t1]
+        if part is None:
+            part = xp.empty((four_h, width), dtype=dtype)
+        xp.matmul(g2, rows.reshape(n * batch, width), out=part)
+        for grad, col in zip(grads, cols):
+            if grad is not None:
+                grad += part[:, col[0]] if grad.ndim == 1 else part[:, col[0] : col[1]]
+    gw_hh, gw_ih, gb = grads
     return gx, gw_ih, gw_hh, gb
 
 
