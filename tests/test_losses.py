@@ -604,3 +604,40 @@ def test_training_a_classifier_with_cross_entropy_matches_torch():
         tw = (tw - 0.5 * tg).detach().requires_grad_()
     _close(w, tw, atol=1e-12, rtol=1e-10)
     _close(loss_fn(x @ w, y), tloss_fn(tx @ tw, ty), atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("scale", [1.0, 30.0, 50.0, 400.0, 1e4])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_on_both_sides_of_the_unshifted_range(dtype, scale, reduction):
+    # exp() runs without a per-row shift while every |logit| is below half of log(max / C)
+    # (float32, 7 classes: 43.4; float64: 353.9): each scale here lands on one side of it in
+    # one dtype or the other, through the short path (mean) and the general one (sum)
+    logits = (RNG.standard_normal((9, 7)) * scale).astype(dtype)
+    labels = RNG.integers(0, 7, 9)
+    x, tx = _pair(logits)
+    t, tt = _pair(labels)
+    out, tout = (
+        rg.cross_entropy(x, t, reduction=reduction),
+        F.cross_entropy(tx, tt, reduction=reduction),
+    )
+    out.backward()
+    tout.backward()
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    _close(out, tout, atol=0, rtol=rtol)
+    _close(x.grad, tx.grad, atol=1e-7 if dtype == np.float32 else 1e-15, rtol=rtol)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_cross_entropy_short_path_with_nonfinite_logits_matches_torch(bad):
+    logits = RNG.standard_normal((4, 5)).astype(np.float32)
+    logits[1, 2] = bad
+    logits[3, :] = bad  # a whole row of it
+    labels = np.array([0, 2, 4, 1])
+    x, tx = _pair(logits)
+    t, tt = _pair(labels)
+    out, tout = rg.cross_entropy(x, t), F.cross_entropy(tx, tt)
+    out.backward()
+    tout.backward()
+    _close(out, tout)
+    _close(x.grad, tx.grad)

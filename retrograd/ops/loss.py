@@ -185,27 +185,18 @@ def _check_bounds(t, keep, n_classes: int) -> None:
 
 
 # -- array helpers ---------------------------------------------------------------------------------
-def _exp_safe(x, n: int) -> bool:
-    """Whether exp(x) can be summed over n elements without a shift: every |x| below half of
-    log(dtype max / n), so no exp() overflows, no sum of n of them does, and none underflows.
-    Logits are nearly always in that range (float32: |x| < 42 for 65 classes), and skipping
-    the shift saves a max per row and a broadcast subtraction (W5's 2048 x 65: 13 us for the
-    check against ~85). NaN fails the check (the shifted form then gives its NaN)."""
-    bound = 0.5 * (math.log(float(get_xp(x).finfo(x.dtype).max)) - math.log(max(n, 1)))
-    return bool(x.max() < bound) and bool(x.min() > -bound)
-
-
 def _shift_of(x, axis: int):
-    """Each row's max along axis (kept as a dim), 0 where it is not finite: the shift that keeps
-    exp() in range. Along the last axis of a 2-D array it is the element argmax picks, max's
-    value (NaN and inf included) in half its time or less: NumPy's max reduces each short row
-    in its own inner loop (W5's 2048 x 65 logits: 91 us; argmax and a gather: 49 us)."""
+    """Each row's max along axis (kept as a dim): the shift that keeps exp() in range, and makes
+    the largest log-probability exact. Not finite, it gives a row of NaN, as PyTorch's
+    log_softmax does (a row holding +inf used to keep finite gradients beside its NaN: now NaN
+    throughout, as in PyTorch). Along the last axis of a 2-D array it is the element argmax
+    picks, max's value (NaN and inf included) in half its time or less: NumPy's max reduces
+    each short row in its own inner loop (W5's 2048 x 65 logits: 91 us; argmax and a gather:
+    49 us)."""
     xp = get_xp(x)
     if axis == 1 and x.ndim == 2 and x.shape[1] > 0:
-        m = x[xp.arange(x.shape[0]), x.argmax(axis=1)][:, None]
-    else:
-        m = x.max(axis=axis, keepdims=True)
-    return xp.where(xp.isfinite(m), m, 0)
+        return x[xp.arange(x.shape[0]), x.argmax(axis=1)][:, None]
+    return x.max(axis=axis, keepdims=True)
 
 
 def _row_sums(e, axis: int):
@@ -224,8 +215,6 @@ def _log_softmax_array(x, axis: int):
     if x.size == 0:
         return x.copy()
     with _quiet():
-        if _exp_safe(x, x.shape[axis]):
-            return x - xp.log(_row_sums(xp.exp(x), axis))
         shifted = x - _shift_of(x, axis)
         return shifted - xp.log(_row_sums(xp.exp(shifted), axis))
 
@@ -334,7 +323,7 @@ class CrossEntropy(Function):
         samples: the general form's results with fewer array calls, the log-softmax never
         written out (only the picked entries and each row's log-sum-exp), and exp(x - shift)
         kept with its row sums so that the backward's softmax is one product, not another exp.
-        Forward (+ backward) on W2's 128 x 10: 21.7 (50.5) us, W5's 2048 x 65: 123 (225) us;
+        Forward (+ backward) on W2's 128 x 10: 22.9 (49.9) us, W5's 2048 x 65: 191 (296) us;
         before this: 29.2 (56.2) and 328 (517). None when a target is out of range or ignored
         (the general form says which)."""
         lo = int(target.min())
@@ -344,12 +333,14 @@ class CrossEntropy(Function):
             return None
         index = (xp.arange(x.shape[0]), target)
         with _quiet():
-            e = x if _exp_safe(x, n_classes) else x - _shift_of(x, 1)
+            # shifted by the row max, so that the largest log-probability is exact (with no
+            # shift, log(sum exp) - x_t cancels: an error of ulp(x_t) for a confident class)
+            e = x - _shift_of(x, 1)
             try:
                 picked = e[index]
             except IndexError:  # a target >= C
                 return None
-            e = xp.exp(e, out=None if e is x else e)
+            xp.exp(e, out=e)
             sums = _row_sums(e, 1)
             loss = xp.log(sums[:, 0]) - picked  # -log_softmax(x)[i, t_i]
         keepf = xp.ones(x.shape[0], dtype=x.dtype)
