@@ -18,7 +18,7 @@ import warnings
 
 from numpy import broadcast_shapes  # shape arithmetic only
 
-from retrograd import backend
+from retrograd import backend, parallel
 from retrograd.autograd.forward_ad import (
     add_tangents,
     elementwise_jvp,
@@ -201,13 +201,13 @@ def _shift_of(x, axis: int):
 
 def _row_sums(e, axis: int):
     """e's sums along axis, kept as a dim. Along the last axis as one product with a vector of
-    ones (BLAS: W5's 2048 x 65: 10 us against NumPy's 57 for sum(axis=1)); the order of the
-    additions differs from NumPy's."""
+    ones (BLAS on one thread: W5's 2048 x 65: 10 us against NumPy's 57 for sum(axis=1)); the
+    order of the additions differs from NumPy's."""
     xp = get_xp(e)
     if axis != e.ndim - 1 or e.ndim == 1:
         return e.sum(axis=axis, keepdims=True)
     ones = xp.ones(e.shape[-1], dtype=e.dtype)
-    return (e.reshape(-1, e.shape[-1]) @ ones).reshape(e.shape[:-1] + (1,))
+    return parallel.matvec(e.reshape(-1, e.shape[-1]), ones).reshape(e.shape[:-1] + (1,))
 
 
 def _log_softmax_array(x, axis: int):
