@@ -43,7 +43,6 @@ __all__ = [
     "parallel_ranges",
     "threads_for",
     "matmul",
-    "matvec",
     "axpy",
 ]
 
@@ -348,29 +347,6 @@ def _split_threads(a, b, macs: int, out) -> int:
 
 
 # OpenBLAS threads an axpy from 10,000 elements (and its threads then spin, see matmul)
-# OpenBLAS threads a matrix-vector product from 2304 * 4 elements of the matrix
-_GEMV_THREADS_FROM = 9216
-
-
-def matvec(a, v):
-    """a @ v for a 2-D and a 1-D NumPy array (or v @ a: `a` given 1-D first), on one BLAS
-    thread. OpenBLAS threads gemv from ~9K elements, and its idle threads then spin for 0.1 s
-    on the core the pool needs next: bias gradients by gemv (`ops.dual.channel_sums`) ran W4's
-    step at 13.8 against 9.2 ms until they went to one thread. A product this size is a
-    memory pass of tens of microseconds, which a second thread would barely shorten."""
-    if type(a) is not _ndarray or type(v) is not _ndarray or a.size < _GEMV_THREADS_FROM:
-        return a @ v
-    blas = _blas_funcs()
-    threads = 1 if blas.get is None or _pool.busy else blas.get()
-    if threads > 1:
-        blas.set(1)
-    try:
-        return a @ v
-    finally:
-        if threads > 1:
-            blas.set(threads)
-
-
 _AXPY_THREADS_FROM = 10_000
 
 

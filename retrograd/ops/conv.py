@@ -418,6 +418,10 @@ def _const(a):
     return a if isinstance(a, Tensor) else Tensor._make(a, False, None, 0)
 
 
+def _bias_axes(ndim: int) -> tuple:
+    return (0,) + tuple(range(2, ndim))
+
+
 def _bias_shape(ndim: int) -> tuple:
     return (-1,) + (1,) * (ndim - 2)
 
@@ -462,7 +466,7 @@ class Conv(Function):
         if need[1]:
             gw = _conv_weight(x, g, w.shape[2:], self.geom)
         if len(need) > 2 and need[2]:
-            gb = dual.channel_sums(g, 1)
+            gb = dual.sum(g, _bias_axes(len(g.shape)))
         return gx, gw, gb
 
     def jvp(self, tx, tw, *tb):
@@ -502,7 +506,7 @@ class ConvTranspose(Function):
         if need[1]:
             gw = _conv_weight(g, y, w.shape[2:], self.geom)
         if len(need) > 2 and need[2]:
-            gb = dual.channel_sums(g, 1)
+            gb = dual.sum(g, _bias_axes(len(g.shape)))
         return gy, gw, gb
 
     def jvp(self, tx, tw, *tb):

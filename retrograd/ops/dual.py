@@ -7,7 +7,6 @@ runs NumPy/CuPy directly; fed Tensors it records a graph, giving gradients of gr
 from __future__ import annotations
 
 from retrograd.backend import get_xp
-from retrograd.parallel import matvec
 from retrograd.tensor import Tensor
 
 
@@ -77,30 +76,6 @@ def sum(x, axis=None, keepdims: bool = False):
     if isinstance(x, Tensor):
         return _ops().sum(x, axis, keepdims)
     return x.sum(axis=axis, keepdims=keepdims)
-
-
-def channel_sums(x, axis: int):
-    """x summed over every axis but `axis` (a bias's gradient: Linear's rows, a convolution's
-    images and positions). A C-contiguous float32/64 array goes through one or two products
-    with vectors of ones (BLAS's gemv on one thread, parallel.matvec) instead of NumPy's
-    reduction, 2-6x faster on the benchmark's shapes (2048 x 65 rows: 10 against 61 us; conv
-    64 x 16 x 24 x 24: 23 against 125); the additions run in another order."""
-    if isinstance(x, Tensor):
-        return _ops().sum(x, tuple(d for d in range(len(x.shape)) if d != axis))
-    if x.dtype.kind != "f" or x.dtype.itemsize < 4 or not x.flags.c_contiguous or not x.size:
-        return x.sum(axis=tuple(d for d in range(x.ndim) if d != axis))
-    xp = get_xp(x)
-    c = x.shape[axis]
-    outer = x.size // c if c else 0
-    inner = 1
-    for n in x.shape[axis + 1 :]:
-        inner *= n
-    outer //= inner
-    s = x.reshape(outer * c, inner)
-    s = matvec(s, xp.ones(inner, dtype=x.dtype)) if inner > 1 else s.reshape(outer, c)
-    if outer > 1:
-        return matvec(xp.ones(outer, dtype=x.dtype), s.reshape(outer, c))
-    return s.reshape(c) if inner > 1 else s.reshape(c).copy()  # (never a view of x)
 
 
 def reshape(x, shape):

@@ -445,7 +445,7 @@ class Linear(Function):
             if need[1]:
                 gw = parallel.matmul(dual.swap_last(g2), _rows(x, k), _grad_buffer(w, g2, x))
             if len(need) > 2 and need[2]:
-                gb = dual.channel_sums(g2, 1)
+                gb = dual.sum(g2, 0)
             if need[0]:
                 shape = x.shape
                 self.release_saved()  # x is not needed for gx: free it before gx is allocated
