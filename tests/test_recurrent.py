@@ -612,3 +612,54 @@ def test_functional_layers_reject_bad_input():
         R.lstm_layer(rg.randn(4, 1, 2), None, w_ih, w_hh)
     with pytest.raises(ValueError, match="Unknown nonlinearity"):
         R.rnn_layer(rg.randn(4, 1, 3), None, rg.randn(2, 3), rg.randn(2, 2), nonlinearity="x")
+
+
+@pytest.mark.parametrize("case", ["output only", "state held", "retain_graph", "output and c_n"])
+def test_lstm_gate_gradients_over_activations_only_when_nothing_reads_them(case, monkeypatch):
+    # the plain backward writes the gate gradients over the saved activations when nothing
+    # else holds them (a graph freed as it goes, c_n's node gone or done); gradients must match
+    # PyTorch's on both paths, and a retained graph must give the same gradients twice
+    seen = []
+    real = R._lstm_backward_arrays
+
+    def spy(*args):  # (a spy on the check itself would hold one more reference)
+        seen.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(R, "_lstm_backward_arrays", spy)
+    mod, tmod = _pair("lstm", 3, 5, num_layers=2, bidirectional=True)
+    x = np.random.default_rng(2).standard_normal((6, 2, 3)).astype(np.float32)
+    rx, tx = rg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out, (h, c) = mod(rx)
+    tout, (th, tc) = tmod(tx)
+    if case == "output and c_n":
+        loss, tloss = out.sum() + (c * c).sum(), tout.sum() + (tc * tc).sum()
+    else:
+        loss, tloss = (out * out).sum(), (tout * tout).sum()
+    if case != "state held":
+        del h, c
+    tloss.backward()
+    if case == "retain_graph":
+        loss.backward(retain_graph=True)
+        first = [t.grad.numpy().copy() for t in [rx, *mod.parameters()]]
+        rx.grad = None
+        mod.zero_grad()
+        loss.backward()
+        for a, t in zip(first, [rx, *mod.parameters()]):
+            np.testing.assert_array_equal(t.grad.numpy(), a)
+    else:
+        loss.backward()
+    np.testing.assert_allclose(rx.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-5)
+    for (name, p), tp in zip(mod.named_parameters(), tmod.parameters()):
+        np.testing.assert_allclose(
+            p.grad.numpy(), tp.grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name
+        )
+    expected = {  # per node backward, in the order they ran
+        "output only": [True] * 4,
+        "state held": [False] * 4,
+        "retain_graph": [False] * 4 + [True] * 4,
+    }
+    if case in expected:
+        assert seen == expected[case]
+    else:  # every layer's c_n feeds the loss: two nodes per layer and direction, the first kept
+        assert True in seen and False in seen

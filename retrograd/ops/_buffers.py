@@ -33,7 +33,7 @@ from collections import OrderedDict
 
 from retrograd.backend import device_of, get_xp
 
-__all__ = ["Buffers", "buffers_of"]
+__all__ = ["Buffers", "buffers_of", "only_held_by_caller"]
 
 
 class Buffers:
@@ -103,6 +103,30 @@ def _count_free_refs() -> int:
 
 
 _FREE_REFS = _count_free_refs()
+
+
+def _refs(a) -> int:
+    return sys.getrefcount(a)
+
+
+def _count_own_refs() -> int:
+    """What _refs adds to an object's references (its parameter, getrefcount's argument)."""
+    probe = object()  # one reference: this local
+    return _refs(probe) - 1
+
+
+_OWN_REFS = _count_own_refs()
+
+
+def only_held_by_caller(a, refs: int, buffers: Buffers | None = None) -> bool:
+    """Whether the caller's `refs` references to array a (its locals), and `buffers` if it
+    caches a, are all there are: no saved value of a node, no view, no other frame. The caller
+    may then write over a, which nothing will read again."""
+    held = 0
+    if buffers is not None:
+        with buffers._lock:
+            held = sum(x is a for arrays in buffers._arrays.values() for x in arrays)
+    return _refs(a) - _OWN_REFS <= refs + held + 1  # + 1: this function's parameter
 
 
 _pools: dict = {}  # id(weight array) -> (weak reference to it, its Buffers)
