@@ -31,9 +31,12 @@ each pass:
   figure is VmHWM minus that baseline: parameters, gradients, activations, temporaries and
   allocator slack, but not the transients of building the model (each library's own
   initialisation, which the workload overwrites). The child runs with
-  MALLOC_MMAP_THRESHOLD_=65536 so that glibc returns every large block to the system on free,
-  for both libraries alike. retrograd's figure is cross-checked with tracemalloc (NumPy reports
-  its buffers to it).
+  MALLOC_MMAP_THRESHOLD_=65536 for both libraries alike (and so without retrograd's own malloc
+  tuning): glibc maps a block of 64 KB and up on its own, and unmaps it on free, when no free
+  chunk of its heap is large enough; it serves the request from such a chunk first. So the
+  figure also counts heap pages that a step's arrays fault back in after the trim (W2:
+  retrograd's heap holds 1.2 MB of free chunks after the warm-up run, PyTorch's 0.2 MB).
+  retrograd's figure is cross-checked with tracemalloc (NumPy reports its buffers to it).
 
 `--in-process` runs the same measurements in this process (one pass, the environment as it is;
 memory: tracemalloc for retrograd only). `--quick` uses tiny step counts and only checks that
