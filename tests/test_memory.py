@@ -330,3 +330,26 @@ def test_reused_weight_gradients_accumulate_and_flow_through_computed_weights(re
         gz = 2 * (y @ w64.T)
         expected = gz.T @ y + (gz @ w64).T @ x
         np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_only_held_by_caller_counts_every_other_reference():
+    # the LSTM's backward writes over its activations only when this says nothing else holds
+    # them: a second name, a view, a container or a cache that was not named must all count
+    from retrograd.ops._buffers import Buffers, only_held_by_caller
+
+    a = np.zeros(4)
+    assert only_held_by_caller(a, 1)
+    b = a
+    assert not only_held_by_caller(a, 1)
+    assert only_held_by_caller(a, 2)
+    del b
+    view = a[:2]
+    assert not only_held_by_caller(a, 1)
+    del view
+    box = [a]
+    assert not only_held_by_caller(a, 1)
+    box.clear()
+    cache = Buffers(1 << 20)
+    c = cache.empty((8,), np.float64, a)
+    assert only_held_by_caller(c, 1, cache)
+    assert not only_held_by_caller(c, 1)  # the cache's own reference, unnamed

@@ -105,19 +105,6 @@ def _count_free_refs() -> int:
 _FREE_REFS = _count_free_refs()
 
 
-def _refs(a) -> int:
-    return sys.getrefcount(a)
-
-
-def _count_own_refs() -> int:
-    """What _refs adds to an object's references (its parameter, getrefcount's argument)."""
-    probe = object()  # one reference: this local
-    return _refs(probe) - 1
-
-
-_OWN_REFS = _count_own_refs()
-
-
 def only_held_by_caller(a, refs: int, buffers: Buffers | None = None) -> bool:
     """Whether the caller's `refs` references to array a (its locals), and `buffers` if it
     caches a, are all there are: no saved value of a node, no view, no other frame. The caller
@@ -126,7 +113,22 @@ def only_held_by_caller(a, refs: int, buffers: Buffers | None = None) -> bool:
     if buffers is not None:
         with buffers._lock:
             held = sum(x is a for arrays in buffers._arrays.values() for x in arrays)
-    return _refs(a) - _OWN_REFS <= refs + held + 1  # + 1: this function's parameter
+    return sys.getrefcount(a) - _CALL_REFS <= refs + held
+
+
+def _refs_in_call(a, refs=0, buffers=None) -> int:
+    """What sys.getrefcount shows in a call shaped as only_held_by_caller's."""
+    return sys.getrefcount(a)
+
+
+def _count_call_refs() -> int:
+    """The references a call like only_held_by_caller adds to its argument's count (its
+    parameter, getrefcount's argument: measured, as interpreters differ)."""
+    probe = object()  # one reference: this local
+    return _refs_in_call(probe) - 1
+
+
+_CALL_REFS = _count_call_refs()
 
 
 _pools: dict = {}  # id(weight array) -> (weak reference to it, its Buffers)
