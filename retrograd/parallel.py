@@ -19,7 +19,8 @@ those, like OpenBLAS's and PyTorch's own threaded products, may differ from the 
 product in the last bit. Only NumPy arrays are split; CuPy's work goes as it is.
 
 The module also owns the few OpenBLAS routines called directly (found with its thread
-functions): the thread count, and `axpy` (y += a x in one pass, for the optimizer).
+functions): the thread count, `axpy` (y += a x in one pass, for the optimizer) and `add_matmul`
+(c += a @ b, the BLAS's gemm with beta = 1, for gradients summed over chunks).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "threads_for",
     "matmul",
     "axpy",
+    "add_matmul",
 ]
 
 # work of less than twice this many bytes of memory traffic (or its equivalent in arithmetic)
@@ -70,6 +72,8 @@ class _Blas:
     def __init__(self) -> None:
         self.get = self.set = None
         self.axpy: dict = {}  # dtype -> cblas_?axpy(n, alpha, x, incx, y, incy)
+        # dtype -> cblas_?gemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+        self.gemm: dict = {}
         for path in _loaded_openblas():
             try:
                 lib = ctypes.CDLL(path)
@@ -89,12 +93,19 @@ class _Blas:
                             ("float32", "s", ctypes.c_float),
                             ("float64", "d", ctypes.c_double),
                         ):
+                            ptr = ctypes.c_void_p
                             f = getattr(lib, f"{cblas}_{letter}axpy{suffix}", None)
                             if f is not None:
-                                ptr = ctypes.c_void_p
                                 f.restype = None
                                 f.argtypes = [index, real, ptr, index, ptr, index]
                                 self.axpy[_np.dtype(dtype)] = f
+                            f = getattr(lib, f"{cblas}_{letter}gemm{suffix}", None)
+                            if f is not None:
+                                enum = ctypes.c_int
+                                f.restype = None
+                                f.argtypes = [enum, enum, enum, index, index, index, real]
+                                f.argtypes += [ptr, index, ptr, index, real, ptr, index]
+                                self.gemm[_np.dtype(dtype)] = f
                         return
 
 
@@ -374,4 +385,49 @@ def axpy(alpha: float, x, y) -> bool:
     finally:
         if threads > 1:
             blas.set(threads)
+    return True
+
+
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112  # CBLAS's enums
+
+
+def _gemm_operand(a, rows: int, cols: int, itemsize: int):
+    """(transposed, leading dimension) of a 2-D operand the BLAS can read in place, or None:
+    rows with unit stride between elements (C layout) or columns with it (a transpose)."""
+    s0, s1 = a.strides
+    if s1 == itemsize and s0 % itemsize == 0 and s0 // itemsize >= max(cols, 1):
+        return _NO_TRANS, s0 // itemsize
+    if s0 == itemsize and s1 % itemsize == 0 and s1 // itemsize >= max(rows, 1):
+        return _TRANS, s1 // itemsize
+    return None
+
+
+def add_matmul(a, b, c) -> bool:
+    """c += a @ b in place with the BLAS's gemm (beta = 1), for 2-D NumPy arrays of one dtype
+    (float32 or float64) when NumPy runs OpenBLAS: a and b with rows or columns of unit stride
+    (a transposed view is read as it is), c with rows of unit stride, not overlapping them;
+    False (c untouched) where it cannot. A sum of products over chunks then needs no product
+    array and no add: the LSTM's weight gradients, 8 chunks at W5's sizes, 815 against 915 us
+    a chunk. Threaded by OpenBLAS as NumPy's products are (inside a pool's piece: one thread)."""
+    if type(a) is not _ndarray or type(b) is not _ndarray or type(c) is not _ndarray:
+        return False
+    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2 or not a.dtype == b.dtype == c.dtype:
+        return False
+    f = _blas_funcs().gemm.get(c.dtype)
+    m, k = a.shape
+    n = b.shape[1]
+    if f is None or b.shape[0] != k or c.shape != (m, n) or not c.flags.writeable:
+        return False
+    if not (m and n and k):
+        return True  # nothing to add (an empty array's strides say nothing)
+    it = c.itemsize
+    if c.strides[1] != it or c.strides[0] % it or c.strides[0] // it < max(n, 1):
+        return False
+    ta, tb = _gemm_operand(a, m, k, it), _gemm_operand(b, k, n, it)
+    if ta is None or tb is None or _np.may_share_memory(a, c) or _np.may_share_memory(b, c):
+        return False
+    rest = (ta[1], b.ctypes.data, tb[1], 1.0, c.ctypes.data, c.strides[0] // it)
+    f(_ROW_MAJOR, ta[0], tb[0], m, n, k, 1.0, a.ctypes.data, *rest)
+    if m * n * k >= _BLAS_THREADS_FROM and not _pool.busy:
+        blas_threads_ran()  # OpenBLAS threaded it: its threads spin now (see matmul)
     return True
