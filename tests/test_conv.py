@@ -572,14 +572,31 @@ def test_large_weight_gradient_path(monkeypatch):
         )
 
 
-@pytest.mark.parametrize("kernel", ["_conv_weight_array", "_conv_transpose_array"])
-def test_gradcheck_catches_a_rule_off_by_a_tenth_of_a_percent(monkeypatch, kernel):
+@pytest.mark.parametrize(
+    "kernel, needs, which",
+    [
+        ("_conv_weight_array", (False, True), None),  # the weight's gradient alone
+        ("_conv_transpose_array", (True, False), None),  # the input's alone
+        ("_conv_grads_array", (True, True), 0),  # both, in one loop: the input's off
+        ("_conv_grads_array", (True, True), 1),  # the weight's off
+    ],
+)
+def test_gradcheck_catches_a_rule_off_by_a_tenth_of_a_percent(monkeypatch, kernel, needs, which):
     rng = np.random.default_rng(3)
-    x = rg.from_numpy(rng.standard_normal((1, 2, 4, 4))).requires_grad_()
-    w = rg.from_numpy(rng.standard_normal((2, 2, 2, 2))).requires_grad_()
+    x = rg.from_numpy(rng.standard_normal((1, 2, 4, 4))).requires_grad_(needs[0])
+    w = rg.from_numpy(rng.standard_normal((2, 2, 2, 2))).requires_grad_(needs[1])
     assert gradcheck(lambda x, w: conv.conv2d(x, w), (x, w), atol=1e-6, rtol=1e-4)
     exact = getattr(conv, kernel)
-    monkeypatch.setattr(conv, kernel, lambda *a, **k: exact(*a, **k) * 1.001)
+    if which is None:
+        monkeypatch.setattr(conv, kernel, lambda *a, **k: exact(*a, **k) * 1.001)
+    else:
+
+        def off(*a, **k):
+            grads = list(exact(*a, **k))
+            grads[which] = grads[which] * 1.001
+            return tuple(grads)
+
+        monkeypatch.setattr(conv, kernel, off)
     with pytest.raises(GradcheckError):
         gradcheck(lambda x, w: conv.conv2d(x, w), (x, w), atol=1e-6, rtol=1e-4)
 
