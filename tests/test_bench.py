@@ -114,6 +114,8 @@ def test_child_processes(tmp_path):
     assert p["name"] == "as-is" and p["torch_note"] == "torch not measured (--no-torch)"
     assert r["status"] == "ok" and r["libs"]["retrograd"]["ms_median"] > 0
     assert p["sgemm_start"]["gflops"] > 0 and p["sgemm_end"]["gflops"] > 0
+    # the children import retrograd from bytecode written as pip would (or the report says not)
+    assert report["bytecode"].startswith("retrograd ") and report["bytecode"] in text
 
 
 def test_memory_measurement():
