@@ -695,14 +695,13 @@ def _bytecode() -> str:
     An editable install is not compiled, and with PYTHONDONTWRITEBYTECODE set (as on these
     machines) every child then compiles each module from source. The compiler's transient
     buffers leave free chunks in glibc's heap that a step's arrays land in later, which the
-    memory figure counts: W2 2.55 MB from source against 2.24 from bytecode (PyTorch 2.08)."""
+    memory figure counts: W2 2.55 MB from source against 2.19-2.38 from bytecode (PyTorch
+    2.08-2.09)."""
     import compileall
-    import io
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            ok = compileall.compile_dir(root, quiet=2)
+        ok = compileall.compile_dir(root, quiet=2)  # (quiet=2: prints nothing)
     except OSError as e:
         return f"retrograd imported from source ({type(e).__name__}: {e})"
     return "retrograd imported from bytecode" if ok else "retrograd partly from source"
