@@ -74,6 +74,9 @@ class _Blas:
         self.axpy: dict = {}  # dtype -> cblas_?axpy(n, alpha, x, incx, y, incy)
         # dtype -> cblas_?gemm(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
         self.gemm: dict = {}
+        # dtype -> cblas_?omatcopy(order, trans, rows, cols, alpha, a, lda, b, ldb)
+        self.omatcopy: dict = {}
+        self.core = ""  # the kernels' CPU, as openblas_get_corename names it ("SkylakeX")
         for path in _loaded_openblas():
             try:
                 lib = ctypes.CDLL(path)
@@ -87,13 +90,17 @@ class _Blas:
                         get.restype, get.argtypes = ctypes.c_int, []
                         put.restype, put.argtypes = None, [ctypes.c_int]
                         self.get, self.set = get, put
+                        core = getattr(lib, f"{prefix}_get_corename{suffix}", None)
+                        if core is not None:
+                            core.restype, core.argtypes = ctypes.c_char_p, []
+                            self.core = (core() or b"").decode("ascii", "replace").strip()
                         cblas = "scipy_cblas" if prefix == "scipy_openblas" else "cblas"
                         index = ctypes.c_int64 if suffix else ctypes.c_int  # ILP64 or LP64
                         for dtype, letter, real in (
                             ("float32", "s", ctypes.c_float),
                             ("float64", "d", ctypes.c_double),
                         ):
-                            ptr = ctypes.c_void_p
+                            ptr, enum = ctypes.c_void_p, ctypes.c_int
                             f = getattr(lib, f"{cblas}_{letter}axpy{suffix}", None)
                             if f is not None:
                                 f.restype = None
@@ -101,11 +108,16 @@ class _Blas:
                                 self.axpy[_np.dtype(dtype)] = f
                             f = getattr(lib, f"{cblas}_{letter}gemm{suffix}", None)
                             if f is not None:
-                                enum = ctypes.c_int
                                 f.restype = None
                                 f.argtypes = [enum, enum, enum, index, index, index, real]
                                 f.argtypes += [ptr, index, ptr, index, real, ptr, index]
                                 self.gemm[_np.dtype(dtype)] = f
+                            f = getattr(lib, f"{cblas}_{letter}omatcopy{suffix}", None)
+                            if f is not None:
+                                f.restype = None
+                                f.argtypes = [enum, enum, index, index, real, ptr, index, ptr]
+                                f.argtypes += [index]
+                                self.omatcopy[_np.dtype(dtype)] = f
                         return
 
 
@@ -315,6 +327,8 @@ def matmul(a, b, out=None):
         return a @ b if out is None else _np.matmul(a, b, out=out)
     m, k = a.shape
     n = b.shape[1]
+    if _mirrors(a, b, m, k, n, out):
+        return _mirrored(a, b, m, k, n, out)
     threads = _split_threads(a, b, m * k * n, out)
     if threads < 2:
         return a @ b if out is None else _np.matmul(a, b, out=out)
@@ -334,6 +348,70 @@ def matmul(a, b, out=None):
             _np.matmul(a, b[:, s], out=out[:, s])
 
     parallel_for(len(starts), part, threads)
+    return out
+
+
+# OpenBLAS's SkylakeX sgemm runs x @ w^T (a transposed operand: a Linear layer's forward) slowly
+# when x has few rows and w many: at m = 32, k = n = 1024, 104 GFLOP/s against 164 for the same
+# product mirrored, (w @ x^T)^T; at W3's m = 256, 184-185 against 190-196 (two threads; one
+# thread alike, 92 against 99). So such products run mirrored, into a scratch array that
+# omatcopy, the BLAS's blocked transpose, writes out (4 MB in 0.24 ms, where NumPy's strided
+# copy takes 2.2). Measured in float32 only: float64 mirrored ran slower, 0.69-0.97 of the
+# plain product, and so did OpenBLAS's Haswell kernels (0.94-1.10), which run it at 150-214.
+_MIRROR_CORES = ("SkylakeX",)
+MIRROR_MAX_ROWS = 256
+
+
+def _mirrors(a, b, m: int, k: int, n: int, out) -> bool:
+    """Whether `matmul` computes a @ b as (b^T @ a^T)^T: a C-contiguous float32 a of 8 to
+    MIRROR_MAX_ROWS rows, b a transposed C-contiguous matrix, n >= max(256, 4m) and k >= 2m,
+    k >= 256 (512 from m = 64): the shapes where it measured faster, 1.06-2.7x on two threads.
+    Outside them it lost: a vector (m = 1: 0.4-0.9x), m = 4 at n = 256, m = 64-128 at k = 256
+    and n = 4096 (0.82-0.92x), and from m = 512 on."""
+    if not 8 <= m <= MIRROR_MAX_ROWS or n < max(256, 4 * m):
+        return False
+    if k < max(256 if m < 64 else 512, 2 * m):
+        return False
+    if a.dtype != _np.float32 or b.dtype != a.dtype or b.shape[0] != k:
+        return False
+    if not (a.flags.c_contiguous and b.flags.f_contiguous) or b.flags.c_contiguous:
+        return False
+    if out is not None and (
+        out.shape != (m, n)
+        or out.dtype != a.dtype
+        or not out.flags.c_contiguous
+        or _np.may_share_memory(out, a)
+        or _np.may_share_memory(out, b)
+    ):
+        return False
+    blas = _blas_funcs()
+    return blas.core in _MIRROR_CORES and a.dtype in blas.omatcopy
+
+
+def _mirrored(a, b, m: int, k: int, n: int, out):
+    """a @ b as (b^T @ a^T)^T: the product into a scratch (n, m) array, then transposed into
+    out by the BLAS's omatcopy. Split as `matmul` splits, one block of rows of b^T (columns of
+    the result) a thread, each transposing its own block."""
+    copy = _blas_funcs().omatcopy[a.dtype]
+    bt, at = b.T, a.T
+    t = _np.empty((n, m), dtype=a.dtype)
+    if out is None:
+        out = _np.empty((m, n), dtype=a.dtype)
+    size = a.itemsize
+
+    src, dst = t.ctypes.data, out.ctypes.data
+
+    def block(lo: int, hi: int) -> None:
+        _np.matmul(bt[lo:hi], at, out=t[lo:hi])  # rows lo:hi of the result's transpose
+        copy(_ROW_MAJOR, _TRANS, hi - lo, m, 1.0, src + lo * m * size, m, dst + lo * size, n)
+
+    threads = _split_threads(bt, at, m * k * n, None)
+    if threads < 2:
+        block(0, n)
+        return out
+    step = (-(-n // threads) + 63) // 64 * 64
+    starts = range(0, n, step)
+    parallel_for(len(starts), lambda i: block(starts[i], min(starts[i] + step, n)), threads)
     return out
 
 

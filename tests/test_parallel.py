@@ -276,6 +276,84 @@ def _assert_product_close(actual, desired):
     np.testing.assert_allclose(actual, desired, rtol=64 * eps, atol=64 * eps * scale)
 
 
+def _mirror_here(monkeypatch) -> list:
+    """Lets `matmul` mirror on this machine's OpenBLAS kernels whatever they are (it does so
+    by itself on SkylakeX's, where it measured faster), recording the loops it splits."""
+    loops = _splits(monkeypatch)
+    blas = parallel._blas_funcs()
+    if np.dtype(np.float32) not in blas.omatcopy:
+        pytest.skip("this OpenBLAS has no omatcopy")
+    monkeypatch.setattr(parallel, "_MIRROR_CORES", (blas.core,))
+    return loops
+
+
+@pytest.mark.parametrize(
+    "m, k, n, parts",
+    [(8, 256, 256, 0), (64, 512, 300, 0), (32, 1024, 1024, 2), (200, 512, 900, 2)],
+)
+def test_matmul_mirrors_few_rows_times_a_transposed_matrix(m, k, n, parts, monkeypatch, threads):
+    """x @ w^T with few rows of x (a Linear layer's forward on a small batch) runs as
+    (w @ x^T)^T, transposed back into a C-contiguous result: a's product but for the last
+    bits, split over the pool as large products are, into a given array too."""
+    loops = _mirror_here(monkeypatch)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    assert parallel._mirrors(a, w.T, m, k, n, None)
+    exact = a.astype(np.float64) @ w.T.astype(np.float64)
+    for count in (1, 2):
+        parallel.set_num_threads(count)
+        got = parallel.matmul(a, w.T)
+        assert got.dtype == np.float32 and got.shape == (m, n) and got.flags.c_contiguous
+        _assert_product_close(got, exact.astype(np.float32))
+        out = np.full((m, n), np.nan, dtype=np.float32)
+        assert parallel.matmul(a, w.T, out) is out
+        np.testing.assert_array_equal(out, got)
+    assert loops == [parts] * 2 if parts else loops == []
+
+
+def test_matmul_mirrors_only_where_it_measured_faster(monkeypatch, threads):
+    _mirror_here(monkeypatch)
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((1024, 1024)).astype(np.float32)
+    x = rng.standard_normal((32, 1024)).astype(np.float32)
+    ok = np.empty((32, 1024), np.float32)
+    declined = {
+        "a vector's row": (x[:1], w.T, None),
+        "512 rows": (np.ones((512, 1024), np.float32), w.T, None),
+        "float64": (x.astype(np.float64), w.T.astype(np.float64), None),
+        "b not transposed": (x, w, None),
+        "a not C-contiguous": (np.asfortranarray(x), w.T, None),
+        "too few columns": (x, w.T[:, :200], None),
+        "too short a sum": (x[:, :128], w.T[:128], None),
+        "an F-ordered out": (x, w.T, np.empty((32, 1024), np.float32, order="F")),
+        "out overlaps a": (np.ones((32, 1024), np.float32), w.T, None),
+    }
+    a_out = declined["out overlaps a"][0]
+    declined["out overlaps a"] = (a_out, w.T, a_out)
+    for name, (a, b, out) in declined.items():
+        m, k = a.shape
+        assert not parallel._mirrors(a, b, m, k, b.shape[1], out), name
+    assert parallel._mirrors(x, w.T, 32, 1024, 1024, ok)
+    monkeypatch.setattr(parallel, "_MIRROR_CORES", ("no such core",))
+    assert not parallel._mirrors(x, w.T, 32, 1024, 1024, ok)  # other kernels: never
+
+
+def test_linear_on_a_small_batch_mirrors_and_matches_float64(monkeypatch, threads):
+    loops = _mirror_here(monkeypatch)
+    parallel.set_num_threads(2)
+    rng = np.random.default_rng(2)
+    layer = nn.Linear(1024, 1024)
+    x = rg.tensor(rng.standard_normal((32, 1024)).astype(np.float32), requires_grad=True)
+    out = layer(x)
+    assert out.is_contiguous() and loops == [2]
+    w, b = (p.detach().numpy().astype(np.float64) for p in (layer.weight, layer.bias))
+    exact = x.detach().numpy().astype(np.float64) @ w.T + b
+    np.testing.assert_allclose(out.detach().numpy(), exact, rtol=1e-5, atol=1e-5)
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.ones((32, 1024)) @ w, rtol=1e-5, atol=1e-4)
+
+
 def test_matmul_leaves_the_rest_to_numpy(monkeypatch, threads):
     loops = _splits(monkeypatch)
     parallel.set_num_threads(2)
