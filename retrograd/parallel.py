@@ -327,8 +327,8 @@ def matmul(a, b, out=None):
         return a @ b if out is None else _np.matmul(a, b, out=out)
     m, k = a.shape
     n = b.shape[1]
-    if _mirrors(a, b, m, k, n, out):
-        return _mirrored(a, b, m, k, n, out)
+    if n >= 256 and 8 <= m <= MIRROR_MAX_ROWS and _mirrors(a, b, m, k, n, out):
+        return _mirrored(a, b, m, k, n, out)  # (the first tests: small products pass fast)
     threads = _split_threads(a, b, m * k * n, out)
     if threads < 2:
         return a @ b if out is None else _np.matmul(a, b, out=out)
