@@ -19,8 +19,9 @@ those, like OpenBLAS's and PyTorch's own threaded products, may differ from the 
 product in the last bit. Only NumPy arrays are split; CuPy's work goes as it is.
 
 The module also owns the few OpenBLAS routines called directly (found with its thread
-functions): the thread count, `axpy` (y += a x in one pass, for the optimizer) and `add_matmul`
-(c += a @ b, the BLAS's gemm with beta = 1, for gradients summed over chunks).
+functions): the thread count, `axpy` (y += a x in one pass, for the optimizer), `add_matmul`
+(c += a @ b, the BLAS's gemm with beta = 1, for gradients summed over chunks) and omatcopy (a
+blocked transpose, for the products `matmul` runs mirrored).
 """
 
 from __future__ import annotations
@@ -397,9 +398,7 @@ def _mirrored(a, b, m: int, k: int, n: int, out):
     t = _np.empty((n, m), dtype=a.dtype)
     if out is None:
         out = _np.empty((m, n), dtype=a.dtype)
-    size = a.itemsize
-
-    src, dst = t.ctypes.data, out.ctypes.data
+    size, src, dst = a.itemsize, t.ctypes.data, out.ctypes.data
 
     def block(lo: int, hi: int) -> None:
         _np.matmul(bt[lo:hi], at, out=t[lo:hi])  # rows lo:hi of the result's transpose

@@ -293,8 +293,8 @@ def _mirror_here(monkeypatch) -> list:
 )
 def test_matmul_mirrors_few_rows_times_a_transposed_matrix(m, k, n, parts, monkeypatch, threads):
     """x @ w^T with few rows of x (a Linear layer's forward on a small batch) runs as
-    (w @ x^T)^T, transposed back into a C-contiguous result: a's product but for the last
-    bits, split over the pool as large products are, into a given array too."""
+    (w @ x^T)^T, transposed back into a C-contiguous result: the product's values but for the
+    last bits, split over the pool as large products are, into a given array too."""
     loops = _mirror_here(monkeypatch)
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k)).astype(np.float32)
