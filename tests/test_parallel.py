@@ -506,6 +506,68 @@ def test_add_matmul_empty_and_declined():
     assert parallel.add_matmul(a[:, :3], b, frozen) is False
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_add_matmul_into_adds_at_the_given_addresses(dtype):
+    """The prepared product adds a @ b[j] into c[i] for blocks of larger arrays given by address
+    (the LSTM's loop), and leaves every other block as it was; a stored transposed too;
+    declined where it cannot."""
+    _gemm_or_skip(dtype)
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((5, 7)).astype(dtype)
+    bs = rng.standard_normal((3, 7, 4)).astype(dtype)
+    cs = rng.standard_normal((4, 5, 4)).astype(dtype)
+    before = cs.copy()
+    run = parallel.add_matmul_into(a, 4)
+    assert run is not None
+    for i, j in ((2, 1), (0, 2), (2, 0)):
+        run(bs.ctypes.data + j * bs.strides[0], cs.ctypes.data + i * cs.strides[0])
+    want = before.astype(np.float64)
+    for i, j in ((2, 1), (0, 2), (2, 0)):
+        want[i] += a.astype(np.float64) @ bs[j].astype(np.float64)
+    tol = 64 * np.finfo(dtype).eps * (1 + np.abs(want))
+    assert (np.abs(cs - want) <= tol).all()
+    np.testing.assert_array_equal(cs[[1, 3]], before[[1, 3]])
+    at = np.asfortranarray(a)  # the same matrix stored transposed
+    c = np.zeros((5, 4), dtype=dtype)
+    parallel.add_matmul_into(at, 4)(bs.ctypes.data, c.ctypes.data)
+    assert (np.abs(c - a.astype(np.float64) @ bs[0]) <= tol[0]).all()
+    assert parallel.add_matmul_into(a[:, ::2], 4) is None  # no unit stride either way
+    assert parallel.add_matmul_into(a.astype(np.int64), 4) is None
+    assert parallel.add_matmul_into(a[None], 4) is None
+    assert parallel.add_matmul_into([[1.0]], 1) is None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transpose_into_writes_the_transpose(dtype):
+    """a.T into an array or a column slice of a wider one (the rest untouched); declined where
+    the BLAS cannot, out untouched."""
+    if np.dtype(dtype) not in parallel._blas_funcs().omatcopy:
+        pytest.skip("NumPy's BLAS has no omatcopy here")
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((6, 4)).astype(dtype)
+    wide = rng.standard_normal((4, 9)).astype(dtype)
+    before = wide.copy()
+    assert parallel.transpose_into(a, wide[:, 2:8])
+    np.testing.assert_array_equal(wide[:, 2:8], a.T)
+    np.testing.assert_array_equal(wide[:, :2], before[:, :2])
+    np.testing.assert_array_equal(wide[:, 8:], before[:, 8:])
+    src = rng.standard_normal((8, 5)).astype(dtype)
+    out = np.zeros((5, 3), dtype=dtype)
+    assert parallel.transpose_into(src[1:7:2], out)  # rows of a strided selection
+    np.testing.assert_array_equal(out, src[1:7:2].T)
+    assert parallel.transpose_into(np.ones((0, 3), dtype), np.ones((3, 0), dtype))
+    out = np.zeros((4, 6), dtype=dtype)
+    for x, y in (
+        (a[:, ::2], out[:2]),
+        (a, out.astype(np.float16)),
+        (a, out[:3]),
+        (a, np.zeros((6, 4), dtype).T),
+    ):
+        before = np.array(y, copy=True)
+        assert parallel.transpose_into(x, y) is False
+        np.testing.assert_array_equal(y, before)
+
+
 # -- ops: the same bits on one thread and on two ------------------------------------------------
 def _run(fn, nthreads, monkeypatch):
     monkeypatch.setattr(parallel, "MIN_PARALLEL_BYTES", 1 << 10)
