@@ -663,3 +663,21 @@ def test_lstm_gate_gradients_over_activations_only_when_nothing_reads_them(case,
         assert seen == expected[case]
     else:  # every layer's c_n feeds the loss: two nodes per layer and direction, the first kept
         assert True in seen and False in seen
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_swap_leading_axes_copies_rows_as_items(dtype):
+    """The LSTM's chunk copy: out = a.transpose(1, 0, 2), by whole rows of the last axis where
+    both arrays are C-contiguous NumPy arrays, by NumPy's copy otherwise (views, empty rows)."""
+    from retrograd.ops._util import swap_leading_axes
+
+    a = np.arange(3 * 5 * 4, dtype=dtype).reshape(3, 5, 4)
+    out = np.empty((5, 3, 4), dtype=dtype)
+    swap_leading_axes(out, a)
+    np.testing.assert_array_equal(out, a.transpose(1, 0, 2))
+    wide = np.zeros((5, 3, 6), dtype=dtype)
+    swap_leading_axes(wide[:, :, 1:5], a)  # not contiguous: NumPy's copy
+    np.testing.assert_array_equal(wide[:, :, 1:5], a.transpose(1, 0, 2))
+    assert not wide[:, :, [0, 5]].any()
+    empty = np.empty((5, 3, 0), dtype=dtype)
+    swap_leading_axes(empty, a[:, :, :0])

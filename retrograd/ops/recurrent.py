@@ -37,7 +37,7 @@ from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
 from retrograd.ops._buffers import buffers_of, only_held_by_caller
-from retrograd.ops._util import quiet
+from retrograd.ops._util import quiet, swap_leading_axes
 from retrograd.ops.normalization import linear
 from retrograd.parallel import add_matmul, add_matmul_into, blas_threads_ran, transpose_into
 from retrograd.tensor import Tensor
@@ -596,11 +596,9 @@ class _GateSums:
             if need[5]:
                 self.rows[..., self.width - 1] = 1
         buf, rows = self.buf, self.rows
-        # step by step, each read in order: one copy of the whole chunk (its reads 128 KB
-        # apart) is 74 against 106 us a chunk on a quiet host, but it took 711 in the host's
-        # slow regime, where this saves 1.5 ms a W5 step (43.4 against 44.9 ms)
-        for j in range(n):
-            buf[:, j] = gz[j]
+        # a row of N values as one item (NumPy's 3-D copy, an inner loop a row: 74 against
+        # 33 us a chunk alone; in the host's slow regime it took 711 inside W5's step)
+        swap_leading_axes(buf, gz)
         g2 = buf.reshape(four_h, n * batch)
         if need[0]:
             xp.matmul(g2.T, self.w_in, out=self.gx[t0:t1].reshape(n * batch, -1))
