@@ -427,9 +427,10 @@ def _lstm_backward_arrays(
     The gate gradients are gz = D_t * (dr_t for the o rows, dc_t for i, f, g), where D_t
     (sigmoid' tanh c_t, sigmoid' g, sigmoid' c_{t-1}, tanh' i) and o (1 - tanh^2 c_t) depend on
     the activations alone: they are made a chunk of steps at a time before the chunk's steps
-    run, in 13 array calls, and a step is left with 6 and its product (18 before). The same
-    elementwise passes, fewer calls: at W5's sizes the loop's elementwise work 2.9 against 3.1
-    ms, W5 33.9 against 34.1 ms a step (alternating in one process)."""
+    run, in 13 array calls, and a step is left with 5 and its product (18 before), which also
+    adds the outputs' gradient for the step before (`add_matmul_into`). The same elementwise
+    passes, fewer calls: at W5's sizes the loop's elementwise work 2.9 against 3.1 ms, W5 33.9
+    against 34.1 ms a step (alternating in one process)."""
     xp = get_xp(acts)
     steps, four_h, batch = acts.shape
     hidden, p = four_h // 4, hs.shape[-1]
