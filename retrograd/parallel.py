@@ -495,28 +495,21 @@ def transpose_into(a, out) -> bool:
     rows, cols = a.shape
     if not (rows and cols):
         return True
-    la, lo = _row_stride(a), _row_stride(out)
-    if la is None or lo is None or not out.flags.writeable or _np.may_share_memory(a, out):
+    la, lo = _gemm_operand(a, rows, cols, a.itemsize), _gemm_operand(out, cols, rows, a.itemsize)
+    if la is None or lo is None or la[0] != _NO_TRANS or lo[0] != _NO_TRANS:
+        return False  # (rows of unit stride only)
+    if not out.flags.writeable or _np.may_share_memory(a, out):
         return False
-    copy(_ROW_MAJOR, _TRANS, rows, cols, 1.0, a.ctypes.data, la, out.ctypes.data, lo)
+    copy(_ROW_MAJOR, _TRANS, rows, cols, 1.0, a.ctypes.data, la[1], out.ctypes.data, lo[1])
     return True
-
-
-def _row_stride(a):
-    """The leading dimension of a 2-D array whose rows have unit stride, or None."""
-    s0, s1 = a.strides
-    it = a.itemsize
-    if (s1 != it and a.shape[1] > 1) or s0 % it or s0 // it < a.shape[1]:
-        return None
-    return s0 // it
 
 
 def add_matmul_into(a, n: int):
     """A function `run(b_address, c_address)` that adds a @ b into c in place, for a loop that
-    multiplies one fixed 2-D NumPy array a (m, k), float32 or float64, C- or Fortran-contiguous
-    (a transpose is read as it is), by many C-contiguous (k, n) arrays b into C-contiguous
-    (m, n) arrays c of its dtype, each given by its data address (`arr.ctypes.data` plus a byte
-    offset, found once before the loop). The BLAS's gemm with beta = 1 and its arguments
+    multiplies one fixed 2-D NumPy array a (m, k), float32 or float64, with rows or columns of
+    unit stride (a transpose is read as it is), by many C-contiguous (k, n) arrays b into
+    C-contiguous (m, n) arrays c of its dtype, each given by its data address (`arr.ctypes.data`
+    plus a byte offset, found once before the loop). The BLAS's gemm with beta = 1 and its arguments
     prepared once: the product and the add of `c += a @ b` in one call, with no NumPy
     dispatch. None where NumPy runs no OpenBLAS.
 
@@ -529,12 +522,10 @@ def add_matmul_into(a, n: int):
     if f is None:
         return None
     m, k = a.shape
-    if a.flags.c_contiguous:
-        ta, lda = _NO_TRANS, max(k, 1)
-    elif a.flags.f_contiguous:
-        ta, lda = _TRANS, max(m, 1)
-    else:
+    op = _gemm_operand(a, m, k, a.itemsize)
+    if op is None:
         return None
+    ta, lda = op
     pa = a.ctypes.data
 
     def run(pb: int, pc: int) -> None:
