@@ -118,6 +118,21 @@ def test_child_processes(tmp_path):
     assert report["bytecode"].startswith("retrograd ") and report["bytecode"] in text
 
 
+def test_a_block_leads_in_with_untimed_steps():
+    worker = runner.Worker("W1", "retrograd", runner.Settings.for_run(quick=True))
+    calls = []
+    step = worker.run.step
+    worker.run.step = lambda: calls.append(1) or step()
+    assert len(worker.block(2)["wall"]) == 2 and len(calls) == 2  # no lead-in
+    calls.clear()
+    res = worker.block(2, lead_ms=1e-9)  # at least one untimed step, however short the lead
+    assert len(res["wall"]) == len(res["cpu"]) == 2 and len(calls) == 3
+    calls.clear()
+    worker.block(1, lead_ms=30.0)  # steps until 30 ms have passed (W1: well under 1 ms each)
+    assert len(calls) > 3
+    assert runner.Settings().lead_ms > 0 and runner.Settings.for_run(quick=True).lead_ms == 0
+
+
 def test_memory_measurement():
     settings = runner.Settings.for_run(quick=True)
     m = runner.memory_workload("W1", "retrograd", settings)

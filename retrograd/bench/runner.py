@@ -20,7 +20,13 @@ each pass:
   2-4x on 2 cores). A block is a short training run, never one lone step after the pause:
   the first step after an idle pause runs slower in both libraries (on this 2-vCPU virtual
   machine W6's ran 113 vs 102 ms in retrograd, 85 vs 84 ms in PyTorch, whose OpenMP threads
-  spin), and W3 and W6, at ~100-250 ms a step, had one-step blocks.
+  spin), and W3 and W6, at ~100-250 ms a step, had one-step blocks. Each block starts with
+  --lead-ms of untimed steps (at least one): the machine's way back from the idle pause lasts
+  50-90 ms, so a 100 ms block timed from its first step measured mostly that ramp. W4's 12
+  steps after a 250 ms pause ran 12.1 falling to 8.3 ms in retrograd and 10.0 to 8.3 in
+  PyTorch; with 6 untimed steps first, 8.0-8.3 and 7.0-7.7 throughout. (Ours falls further:
+  for the first ~50 ms the kernel places the pool's worker on the caller's CPU, see
+  benchmarks/NOTES.md, "Eleventh round".)
   Every step is timed on its own: ms/step is the median over all timed steps (robust to the
   pauses a shared machine inflicts), the spread is the min and max of the blocks' medians; the
   JSON also keeps the mean (garbage collection and pauses included) and the median process CPU
@@ -102,6 +108,7 @@ class Settings:
     sgemm_n: int = 2048
     sgemm_reps: int = 7
     settle_ms: float = 250.0  # pause between blocks: idle worker threads stop spinning
+    lead_ms: float = 60.0  # untimed steps at a block's start: the ramp back from the pause
     min_block_steps: int = 5  # a block is a short run of training steps, never a lone one
     attention: str = "auto"
     no_torch: bool = False
@@ -111,7 +118,7 @@ class Settings:
     def for_run(cls, quick: bool, **overrides) -> Settings:
         """The defaults, or --quick's tiny counts; then the options given (None: not given)."""
         tiny = {"rounds": 2, "block_ms": 0.0, "warmup_s": 0.0, "mem_steps": 1, "sgemm_n": 256}
-        tiny.update(sgemm_reps=2, settle_ms=0.0, min_block_steps=1)
+        tiny.update(sgemm_reps=2, settle_ms=0.0, lead_ms=0.0, min_block_steps=1)
         s = cls(quick=True, **tiny) if quick else cls()
         for k, v in overrides.items():
             if v is not None:
@@ -163,6 +170,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--warmup-s", type=float, default=None, help="warm-up per library")
     parser.add_argument(
         "--settle-ms", type=float, default=None, help="pause after each block (250; quick: 0)"
+    )
+    parser.add_argument(
+        "--lead-ms",
+        type=float,
+        default=None,
+        help="untimed steps at each block's start, at least one (60; quick: 0, none)",
     )
     parser.add_argument(
         "--min-block-steps",
@@ -359,9 +372,15 @@ class Worker:
             if elapsed >= self.settings.warmup_s and n >= 3:
                 return elapsed / n
 
-    def block(self, k: int) -> dict:
-        """Run k steps, timing each: wall-clock and process CPU milliseconds."""
+    def block(self, k: int, lead_ms: float = 0.0) -> dict:
+        """Run untimed steps for lead_ms (at least one, when it is not 0), then k steps, timing
+        each: wall-clock and process CPU milliseconds."""
         step, wall, clock = self.run.step, time.perf_counter, time.process_time
+        if lead_ms > 0:
+            t0 = wall()
+            step()
+            while (wall() - t0) * 1e3 < lead_ms:
+                step()
         ts, cs = [], []
         for _ in range(k):
             c0, t0 = clock(), wall()
@@ -424,7 +443,7 @@ def time_workload(wid: str, settings: Settings, torch_note: str | None, spawn) -
         rounds = {name: [] for name in names}  # the median step of each block, ms
         for i in range(settings.rounds):
             for name in names if i % 2 == 0 else names[::-1]:
-                res = workers[name].call("block", k=block[name])
+                res = workers[name].call("block", k=block[name], lead_ms=settings.lead_ms)
                 steps[name] += res["wall"]
                 cpu[name] += res["cpu"]
                 rounds[name].append(statistics.median(res["wall"]))
@@ -884,8 +903,9 @@ def format_pass(p: dict) -> str:
         )
     lines.append("")
     lines.append(
-        "   ms/step: median of every timed step, [min-max] of the blocks' medians; ratio: "
-        "retrograd/torch; cpu: the same ratio in process CPU time"
+        "   ms/step: median of every timed step (each block after its untimed lead-in), "
+        "[min-max] of the blocks' medians; ratio: retrograd/torch; cpu: the same ratio in "
+        "process CPU time"
     )
     for wid, r in p["workloads"].items():
         extra = f" [attention: {r['attention']}]" if r.get("attention") else ""
@@ -915,6 +935,7 @@ def run(args, out=_print, log=_log) -> int:
         block_ms=args.block_ms,
         warmup_s=args.warmup_s,
         settle_ms=args.settle_ms,
+        lead_ms=args.lead_ms,
         min_block_steps=args.min_block_steps,
         attention=args.attention,
         no_torch=args.no_torch,
