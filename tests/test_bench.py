@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import pytest
@@ -138,7 +139,21 @@ def test_memory_measurement():
     m = runner.memory_workload("W1", "retrograd", settings)
     assert m["peak_mb"] is not None and m["traced_mb"] > 0
     if sys.platform == "linux":
-        assert "VmHWM" in m["method"]
+        assert "VmHWM" in m["method"]  # this process's heap gives pages back: the kernel's mark
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_the_memory_child_keeps_its_heap_and_reads_the_exact_rss():
+    settings = runner.Settings.for_run(quick=True, mem_steps=3)
+    children = runner._Children(dict(os.environ), settings, timeout=120)
+    m = children.call("memory", extra_env=runner.HEAP_KEPT_ENV, workload="W2", lib="retrograd")
+    assert m["method"].startswith("exact"), m
+    reads = m["rss_mb"]
+    assert len(reads) == 3 and reads == sorted(reads)  # the RSS never fell
+    assert m["peak_mb"] == max(reads) > 2.0  # W2's parameters and gradients alone are 2.05 MB
+    assert "traced_mb" not in m  # (the other child traces it)
+    old = children.call("memory", extra_env=runner.RETURNED_ENV, workload="W2", lib="retrograd")
+    assert "VmHWM" in old["method"] and old["traced_mb"] > 2.0
 
 
 def test_passes_unset_the_blas_variables_for_the_children_only():

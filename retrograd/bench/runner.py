@@ -31,21 +31,25 @@ each pass:
   pauses a shared machine inflicts), the spread is the min and max of the blocks' medians; the
   JSON also keeps the mean (garbage collection and pauses included) and the median process CPU
   time per step.
-* per workload and library, one memory child measures peak memory: it runs the workload once
-  (pages in code, lazy initialisation), frees everything and notes the RSS; builds the model
-  again, resets the kernel's peak-RSS mark (/proc/self/clear_refs) and runs a few steps. The
-  figure is VmHWM minus that baseline: parameters, gradients, activations, temporaries and
-  allocator slack, but not the transients of building the model (each library's own
-  initialisation, which the workload overwrites). The child runs with
-  MALLOC_MMAP_THRESHOLD_=65536 for both libraries alike (and so without retrograd's own malloc
-  tuning): glibc maps a block of 64 KB and up on its own, and unmaps it on free, when no free
-  chunk of its heap is large enough; it serves the request from such a chunk first. So the
-  figure also counts heap pages that a step's arrays fault back in after the trim (W2:
-  retrograd's heap holds 1.2 MB of free chunks after the warm-up run when it is compiled from
-  source, PyTorch's 0.2 MB). So before the passes the runner writes retrograd's bytecode, as pip
-  does when it installs a package (`_bytecode`): the children then import both libraries from
-  bytecode. retrograd's figure is cross-checked with tracemalloc (NumPy reports its buffers to
-  it).
+* per workload and library, a memory child measures peak memory: it runs the workload once
+  (pages in code, lazy initialisation), frees everything, trims the heap and notes the RSS;
+  builds the model again, trims again and runs a few steps. Its allocator keeps every page it
+  gets (HEAP_KEPT_ENV: glibc maps no block on its own and never trims; Python's objects come
+  from the same heap), so the RSS cannot fall during the steps, and the figure is exact: the
+  largest VmRSS read after a step minus that baseline. It counts parameters, gradients,
+  activations, temporaries and the holes each library's pattern of allocations leaves in the
+  heap, but not the transients of building the model (each library's own initialisation,
+  which the workload overwrites). Both libraries run with the same settings (so without
+  retrograd's own malloc tuning). Why not the kernel's peak mark, VmHWM: it is taken from
+  per-CPU counters that fold in batches of 32 pages, and here it read 51 pages for 100 to 126
+  faulted, and less than a VmRSS read earlier in the same window (benchmarks/NOTES.md,
+  "Twelfth round"): hundreds of KB off, where W2's whole figure is 2-4 MB. The JSON also
+  keeps the earlier figure, `returned_peak_mb`: a second child where blocks of 64 KB and up
+  are unmapped on free (RETURNED_ENV), so the RSS follows the live arrays, read from VmHWM; and
+  retrograd's live peak from tracemalloc (`traced_mb`, NumPy reports its buffers to it). Before
+  the passes the runner writes retrograd's bytecode, as pip does when it installs a package
+  (`_bytecode`): the children import both libraries from bytecode, so no compiler's buffers
+  are left in the heap.
 
 `--in-process` runs the same measurements in this process (one pass, the environment as it is;
 memory: tracemalloc for retrograd only). `--quick` uses tiny step counts and only checks that
@@ -503,10 +507,30 @@ def _trim() -> None:
         pass
 
 
+# The memory children's allocator. glibc's heap keeps every page it gets (no block in a mapping
+# of its own, no trim) and Python's objects come from it too, so the RSS cannot fall during the
+# steps: the exact VmRSS read after the last step is the peak. (The kernel's own mark, VmHWM, is
+# taken from per-CPU counters that fold in 32-page batches; see the module's docstring.)
+HEAP_KEPT_ENV = {
+    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_TRIM_THRESHOLD_": str(1 << 40),
+    "PYTHONMALLOC": "malloc",
+}
+# the earlier figure, kept in the JSON for comparison: blocks of 64 KB and up in mappings of
+# their own, unmapped on free, so the RSS follows the live arrays; peak from VmHWM
+RETURNED_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
+
+
+def _heap_kept() -> bool:
+    return all(os.environ.get(k) == v for k, v in HEAP_KEPT_ENV.items())
+
+
 def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
     """Peak memory (MB) of one library's model and `mem_steps` training steps, measured in this
     (child) process: the resident model plus the steps' high-water mark, not the transients of
-    building the model (each library's own initialisation, overwritten by the workload's)."""
+    building the model (each library's own initialisation, overwritten by the workload's).
+    Exact where the process runs with HEAP_KEPT_ENV (the RSS only grows; the largest VmRSS
+    read after a step), else the kernel's VmHWM."""
     w = WORKLOADS[wid]
     lib = Lib.load(lib_name)
     lib.set_threads(_threads(settings))
@@ -524,10 +548,25 @@ def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
     _trim()
     if base is not None and _reset_peak():
         result["model_mb"] = (_rss_kb("VmRSS") - base) / 1024
+        reads = []
         for _ in range(settings.mem_steps):
             r.step()
-        result["peak_mb"] = (_rss_kb("VmHWM") - base) / 1024
-        result["method"] = "VmHWM over the steps - VmRSS before building the model"
+            reads.append(_rss_kb("VmRSS"))
+        hwm = _rss_kb("VmHWM")
+        result["rss_mb"] = [(v - base) / 1024 for v in reads]
+        result["hwm_mb"] = (hwm - base) / 1024
+        if _heap_kept():
+            result["peak_mb"] = (max(reads) - base) / 1024
+            result["method"] = (
+                "exact: the largest VmRSS after a step - VmRSS before building the model, "
+                "the heap keeping every page (MALLOC_MMAP_MAX_=0, no trim, PYTHONMALLOC=malloc)"
+            )
+        else:
+            result["peak_mb"] = (max(hwm, *reads) - base) / 1024
+            result["method"] = (
+                "VmHWM over the steps - VmRSS before building the model (the kernel's mark: "
+                "up to 32 pages a CPU off)"
+            )
     else:  # no /proc: growth of the lifetime peak, a lower bound
         import resource
 
@@ -538,7 +577,7 @@ def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
         result["peak_mb"] = (peak - before) / 1024  # KB on Linux
         result["method"] = "ru_maxrss growth over the steps (lower bound)"
     del r
-    if lib_name == "retrograd":
+    if lib_name == "retrograd" and not _heap_kept():  # (once: the other child traces it)
         _trim()
         result["traced_mb"] = traced_peak(w, lib, data, settings.mem_steps, opts)
     return result
@@ -819,13 +858,16 @@ def _add_memory(res: dict, wid: str, settings: Settings, children) -> None:
             mb = traced_peak(w, lib, make_arrays(w), settings.mem_steps, opts)
             entry["peak_mb"], entry["mem_method"] = mb, "tracemalloc"
             continue
-        mem = children.call(
-            "memory", extra_env={"MALLOC_MMAP_THRESHOLD_": "65536"}, workload=wid, lib=name
-        )
+        mem = children.call("memory", extra_env=HEAP_KEPT_ENV, workload=wid, lib=name)
         entry["peak_mb"] = mem.get("peak_mb")
         entry["mem_method"] = mem.get("method", mem.get("note"))
-        if "traced_mb" in mem:
-            entry["traced_mb"] = mem["traced_mb"]
+        entry["rss_mb"] = mem.get("rss_mb")
+        # the earlier figure (RETURNED_ENV, VmHWM) and, for retrograd, tracemalloc's live peak
+        old = children.call("memory", extra_env=RETURNED_ENV, workload=wid, lib=name)
+        entry["returned_peak_mb"] = old.get("peak_mb")
+        entry["returned_method"] = old.get("method", old.get("note"))
+        if "traced_mb" in old:
+            entry["traced_mb"] = old["traced_mb"]
 
 
 # -- output ----------------------------------------------------------------------------------------
@@ -834,7 +876,11 @@ def _fmt(v, spec=".3g", na="n/a") -> str:
 
 
 def _mb(v) -> str:
-    return "n/a" if v is None else (f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}")
+    if v is None:
+        return "n/a"
+    if abs(v) < 0.1:  # W1: a few pages
+        return f"{v:.3f}"
+    return f"{v:.2f}" if abs(v) < 10 else f"{v:.0f}"
 
 
 def _ms(v: float) -> str:
@@ -906,6 +952,11 @@ def format_pass(p: dict) -> str:
         "   ms/step: median of every timed step (each block after its untimed lead-in), "
         "[min-max] of the blocks' medians; ratio: retrograd/torch; cpu: the same ratio in "
         "process CPU time"
+    )
+    lines.append(
+        "   peak MB: the resident peak over the steps, model included, read exactly in a child "
+        "whose heap keeps every page (the JSON also has `returned_peak_mb`: VmHWM with large "
+        "blocks unmapped on free)"
     )
     for wid, r in p["workloads"].items():
         extra = f" [attention: {r['attention']}]" if r.get("attention") else ""
