@@ -33,7 +33,7 @@ each pass:
   time per step.
 * per workload and library, a memory child measures peak memory: it runs the workload once
   (pages in code, lazy initialisation), frees everything, trims the heap and notes the RSS;
-  builds the model again, trims again and runs a few steps. Its allocator keeps every page it
+  builds the model again, trims again and runs 10 steps. Its allocator keeps every page it
   gets (HEAP_KEPT_ENV: glibc maps no block on its own and never trims; Python's objects come
   from the same heap), so the RSS cannot fall during the steps, and the figure is exact: the
   largest VmRSS read after a step minus that baseline. It counts parameters, gradients,
@@ -108,7 +108,9 @@ class Settings:
     rounds: int = 15
     block_ms: float = 100.0
     warmup_s: float = 0.5
-    mem_steps: int = 3
+    # steps the memory children run: PyTorch's resident memory grows over its first steps (W2,
+    # heap kept: 3.0, 3.6, 3.7 MB ... 4.3 at step 9), ours is flat from the first
+    mem_steps: int = 10
     sgemm_n: int = 2048
     sgemm_reps: int = 7
     settle_ms: float = 250.0  # pause between blocks: idle worker threads stop spinning
