@@ -33,23 +33,24 @@ each pass:
   time per step.
 * per workload and library, a memory child measures peak memory: it runs the workload once
   (pages in code, lazy initialisation), frees everything, trims the heap and notes the RSS;
-  builds the model again, trims again and runs 10 steps. Its allocator keeps every page it
-  gets (HEAP_KEPT_ENV: glibc maps no block on its own and never trims; Python's objects come
-  from the same heap), so the RSS cannot fall during the steps, and the figure is exact: the
-  largest VmRSS read after a step minus that baseline. It counts parameters, gradients,
-  activations, temporaries and the holes each library's pattern of allocations leaves in the
-  heap, but not the transients of building the model (each library's own initialisation,
+  builds the model again, trims again and runs 10 steps. Its allocator keeps every page it gets
+  below 32 MB (HEAP_KEPT_ENV: glibc never trims, Python's objects come from the same heap;
+  blocks of 32 MB and up are mapped and returned, as glibc does for them at its steady state),
+  so the RSS falls only by such a block, and the figure is exact: the largest VmRSS read after a
+  step minus that baseline (VmHWM's where it shows a returned block). It counts parameters,
+  gradients, activations, temporaries and the holes each library's pattern of allocations leaves
+  in the heap, but not the transients of building the model (each library's own initialisation,
   which the workload overwrites). Both libraries run with the same settings (so without
   retrograd's own malloc tuning). Why not the kernel's peak mark, VmHWM: it is taken from
   per-CPU counters that fold in batches of 32 pages, and here it read 51 pages for 100 to 126
-  faulted, and less than a VmRSS read earlier in the same window (benchmarks/NOTES.md,
-  "Twelfth round"): hundreds of KB off, where W2's whole figure is 2-4 MB. The JSON also
-  keeps the earlier figure, `returned_peak_mb`: a second child where blocks of 64 KB and up
-  are unmapped on free (RETURNED_ENV), so the RSS follows the live arrays, read from VmHWM; and
-  retrograd's live peak from tracemalloc (`traced_mb`, NumPy reports its buffers to it). Before
-  the passes the runner writes retrograd's bytecode, as pip does when it installs a package
-  (`_bytecode`): the children import both libraries from bytecode, so no compiler's buffers
-  are left in the heap.
+  faulted, and less than a VmRSS read earlier in the same window (benchmarks/NOTES.md, "Twelfth
+  round"): hundreds of KB off, where W2's whole figure is 2-4 MB. The JSON also keeps the
+  earlier figure, `returned_peak_mb`: a second child where blocks of 64 KB and up are unmapped
+  on free (RETURNED_ENV), so the RSS follows the live arrays, read from VmHWM; and retrograd's
+  live peak from tracemalloc (`traced_mb`, NumPy reports its buffers to it). Before the passes
+  the runner writes retrograd's bytecode, as pip does when it installs a package (`_bytecode`):
+  the children import both libraries from bytecode, so no compiler's buffers are left in the
+  heap.
 
 `--in-process` runs the same measurements in this process (one pass, the environment as it is;
 memory: tracemalloc for retrograd only). `--quick` uses tiny step counts and only checks that
@@ -509,15 +510,21 @@ def _trim() -> None:
         pass
 
 
-# The memory children's allocator. glibc's heap keeps every page it gets (no block in a mapping
-# of its own, no trim) and Python's objects come from it too, so the RSS cannot fall during the
-# steps: the exact VmRSS read after the last step is the peak. (The kernel's own mark, VmHWM, is
-# taken from per-CPU counters that fold in 32-page batches; see the module's docstring.)
+# The memory children's allocator, as glibc runs at its steady state: blocks of 32 MB and up
+# (the ceiling of its dynamic mmap threshold) in mappings of their own, returned on free, and
+# everything smaller from the heap, which here keeps every page it gets (no trim; Python's
+# objects from the same heap). The RSS then falls only by a returned block of 32 MB or more, so
+# the largest exact VmRSS read after a step is the peak unless the kernel's mark, VmHWM, shows
+# such a fall, and the mark's error (32-page batches a CPU; see the module's docstring) is far
+# below one. (MALLOC_MMAP_MAX_=0 instead, every block in the heap, put W3's 64 MB weights in
+# it too, and PyTorch's W3 read up to 421 MB where it reads 275 with the ceiling.)
 HEAP_KEPT_ENV = {
-    "MALLOC_MMAP_MAX_": "0",
+    "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
     "MALLOC_TRIM_THRESHOLD_": str(1 << 40),
     "PYTHONMALLOC": "malloc",
 }
+_RETURNED_FALL_MB = 1.0  # VmHWM above every read by more than this: a block was returned
+
 # the earlier figure, kept in the JSON for comparison: blocks of 64 KB and up in mappings of
 # their own, unmapped on free, so the RSS follows the live arrays; peak from VmHWM
 RETURNED_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
@@ -557,11 +564,18 @@ def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
         hwm = _rss_kb("VmHWM")
         result["rss_mb"] = [(v - base) / 1024 for v in reads]
         result["hwm_mb"] = (hwm - base) / 1024
-        if _heap_kept():
+        if _heap_kept() and (hwm - max(reads)) / 1024 <= _RETURNED_FALL_MB:
             result["peak_mb"] = (max(reads) - base) / 1024
             result["method"] = (
-                "exact: the largest VmRSS after a step - VmRSS before building the model, "
-                "the heap keeping every page (MALLOC_MMAP_MAX_=0, no trim, PYTHONMALLOC=malloc)"
+                "exact: the largest VmRSS after a step - VmRSS before building the model, the "
+                "heap keeping every page (blocks of 32 MB and up mapped, no trim, "
+                "PYTHONMALLOC=malloc)"
+            )
+        elif _heap_kept():  # a block of 32 MB or more was returned between two reads
+            result["peak_mb"] = (hwm - base) / 1024
+            result["method"] = (
+                "VmHWM over the steps - VmRSS before building the model (a block of 32 MB or "
+                "more was returned between reads; the mark is a few hundred KB off at most)"
             )
         else:
             result["peak_mb"] = (max(hwm, *reads) - base) / 1024
