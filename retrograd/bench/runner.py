@@ -538,8 +538,8 @@ def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
     """Peak memory (MB) of one library's model and `mem_steps` training steps, measured in this
     (child) process: the resident model plus the steps' high-water mark, not the transients of
     building the model (each library's own initialisation, overwritten by the workload's).
-    Exact where the process runs with HEAP_KEPT_ENV (the RSS only grows; the largest VmRSS
-    read after a step), else the kernel's VmHWM."""
+    Exact where the process runs with HEAP_KEPT_ENV (the RSS falls only by a returned block of
+    32 MB or more; the largest VmRSS read after a step), else the kernel's VmHWM."""
     w = WORKLOADS[wid]
     lib = Lib.load(lib_name)
     lib.set_threads(_threads(settings))
@@ -971,8 +971,8 @@ def format_pass(p: dict) -> str:
     )
     lines.append(
         "   peak MB: the resident peak over the steps, model included, read exactly in a child "
-        "whose heap keeps every page (the JSON also has `returned_peak_mb`: VmHWM with large "
-        "blocks unmapped on free)"
+        "whose heap keeps every page below 32 MB (the JSON also has `returned_peak_mb`: VmHWM "
+        "with blocks of 64 KB and up unmapped on free)"
     )
     for wid, r in p["workloads"].items():
         extra = f" [attention: {r['attention']}]" if r.get("attention") else ""
