@@ -564,6 +564,8 @@ def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
         hwm = _rss_kb("VmHWM")
         result["rss_mb"] = [(v - base) / 1024 for v in reads]
         result["hwm_mb"] = (hwm - base) / 1024
+        # with the heap kept, VmHWM above every read by more than its error means a block of
+        # 32 MB or more was returned between two reads: then the mark is the better figure
         if _heap_kept() and (hwm - max(reads)) / 1024 <= _RETURNED_FALL_MB:
             result["peak_mb"] = (max(reads) - base) / 1024
             result["method"] = (
@@ -571,17 +573,11 @@ def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
                 "heap keeping every page (blocks of 32 MB and up mapped, no trim, "
                 "PYTHONMALLOC=malloc)"
             )
-        elif _heap_kept():  # a block of 32 MB or more was returned between two reads
-            result["peak_mb"] = (hwm - base) / 1024
-            result["method"] = (
-                "VmHWM over the steps - VmRSS before building the model (a block of 32 MB or "
-                "more was returned between reads; the mark is a few hundred KB off at most)"
-            )
         else:
             result["peak_mb"] = (max(hwm, *reads) - base) / 1024
             result["method"] = (
                 "VmHWM over the steps - VmRSS before building the model (the kernel's mark: "
-                "up to 32 pages a CPU off)"
+                "a few hundred KB off at most)"
             )
     else:  # no /proc: growth of the lifetime peak, a lower bound
         import resource
