@@ -50,6 +50,7 @@ __all__ = [
     "add_matmul",
     "add_matmul_into",
     "transpose_into",
+    "transpose_into_at",
 ]
 
 # work of less than twice this many bytes of memory traffic (or its equivalent in arithmetic)
@@ -80,6 +81,8 @@ class _Blas:
         self.gemm: dict = {}
         # dtype -> cblas_?omatcopy(order, trans, rows, cols, alpha, a, lda, b, ldb)
         self.omatcopy: dict = {}
+        # dtype -> _GemmBatch (cblas_?gemm_batch: independent products, one a thread)
+        self.gemm_batch: dict = {}
         self.core = ""  # the kernels' CPU, as openblas_get_corename names it ("SkylakeX")
         for path in _loaded_openblas():
             try:
@@ -122,6 +125,11 @@ class _Blas:
                                 f.argtypes = [enum, enum, index, index, real, ptr, index, ptr]
                                 f.argtypes += [index]
                                 self.omatcopy[_np.dtype(dtype)] = f
+                            f = getattr(lib, f"{cblas}_{letter}gemm_batch{suffix}", None)
+                            if f is not None:
+                                f.restype = None
+                                f.argtypes = [enum] + [ptr] * 13 + [index, ptr]
+                                self.gemm_batch[_np.dtype(dtype)] = (f, real, index)
                         return
 
 
@@ -335,6 +343,15 @@ def matmul(a, b, out=None):
         return _mirrored(a, b, m, k, n, out)  # (the first tests: small products pass fast)
     threads = _split_threads(a, b, m * k * n, out)
     if threads < 2:
+        # (not the large products left to OpenBLAS while its threads spin: W5's output layer,
+        # 2048 x 256 x 65, ran 4% slower in pieces)
+        if 2 * _BATCH_PIECE_MACS < m * k * n < SPLIT_MACS and not _pool.busy:
+            blas = _blas_funcs()
+            count = 1 if blas.get is None else blas.get()
+            done = _batched(a, b, m, k, n, out, count) if count > 1 else None
+            if done is not None:
+                blas_threads_ran()  # (its threads spin now, as after a threaded product)
+                return done
         return a @ b if out is None else _np.matmul(a, b, out=out)
     if out is None:
         out = _np.empty((m, n), dtype=a.dtype)
@@ -414,6 +431,105 @@ def _mirrored(a, b, m: int, k: int, n: int, out):
     step = (-(-n // threads) + 63) // 64 * 64
     starts = range(0, n, step)
     parallel_for(len(starts), lambda i: block(starts[i], min(starts[i] + step, n)), threads)
+    return out
+
+
+# OpenBLAS's gemm_batch gives a product of at most 100^3 multiply-adds to its small-matrix
+# kernels, and in the DYNAMIC_ARCH builds NumPy ships (0.3.31) that path calls a table offset as
+# a function: a segfault. Every piece handed to it here is well above that
+_BATCH_PIECE_MACS = 1 << 21
+
+
+class _GemmBatch:
+    """cblas_?gemm_batch's arguments in arrays allocated once: up to `cap` groups of one
+    product each (the pieces of one product), filled per call. One per thread and dtype."""
+
+    def __init__(self, f, real, index, cap: int = 16) -> None:
+        self.f, self.cap = f, cap
+        enums = ctypes.c_int * cap
+        ints, reals, ptrs = index * cap, real * cap, ctypes.c_void_p * cap
+        self.ta, self.tb = enums(), enums()
+        self.m, self.n, self.k = ints(), ints(), ints()
+        self.alpha, self.beta = reals(), reals()
+        self.a, self.b, self.c = ptrs(), ptrs(), ptrs()
+        self.lda, self.ldb, self.ldc = ints(), ints(), ints()
+        self.size = ints(*([1] * cap))
+        fields = (self.ta, self.tb, self.m, self.n, self.k, self.alpha, self.a, self.lda)
+        fields += (self.b, self.ldb, self.beta, self.c, self.ldc)
+        self.addresses = [ctypes.addressof(x) for x in fields]
+        self.size_at = ctypes.addressof(self.size)
+
+    def __call__(self, count: int) -> None:
+        """Run the first `count` groups, on OpenBLAS's threads (one product a thread)."""
+        self.f(_ROW_MAJOR, *self.addresses, count, self.size_at)
+
+
+_batch_local = threading.local()
+
+
+def _gemm_batch(dtype) -> _GemmBatch | None:
+    """This thread's _GemmBatch for dtype, or None where the BLAS has no gemm_batch."""
+    batches = _batch_local.__dict__.setdefault("batches", {})
+    batch = batches.get(dtype)
+    if batch is None:
+        entry = _blas_funcs().gemm_batch.get(dtype)
+        if entry is None:
+            return None
+        batch = batches[dtype] = _GemmBatch(*entry)
+    return batch
+
+
+def _batched(a, b, m: int, k: int, n: int, out, threads: int):
+    """a @ b as `threads` one-thread products of whole 64-row (or column) tiles of the result,
+    run at once by OpenBLAS's gemm_batch on its own threads; None where it cannot (then
+    OpenBLAS threads the product itself).
+
+    Why: OpenBLAS's threaded gemm has its threads share the packed operand and wait on each
+    other a block at a time; at the sizes between ~4M multiply-adds and SPLIT_MACS, pieces that
+    share nothing ran faster (2 threads, us, alone; W2's products: x @ W1^T 329 against 341,
+    g^T x 283 against 297, h @ W2^T 113 against 123, g^T h 95 against 116, g @ W2 99 against
+    109; the LSTM's step products 128 against 134 and 106 against 110). The pool splits the
+    same way, but its threads cost ~40 us a round trip; OpenBLAS's spin."""
+    if b.dtype != a.dtype or a.dtype not in (_np.float32, _np.float64) or threads > 16:
+        return None
+    it = a.itemsize
+    la, lb = _gemm_operand(a, m, k, it), _gemm_operand(b, k, n, it)
+    if la is None or lb is None:
+        return None
+    if out is None:
+        out = _np.empty((m, n), dtype=a.dtype)
+    elif out.shape != (m, n) or out.dtype != a.dtype or not out.flags.c_contiguous:
+        return None
+    elif not out.flags.writeable or _np.may_share_memory(out, a) or _np.may_share_memory(out, b):
+        return None
+    (ta, lda), (tb, ldb) = la, lb
+    # by rows where a is read transposed (a weight gradient g^T x: at W2's first layer 315
+    # against 425 us by columns, in the host's slow regime), else along the longer side
+    by_rows = ta == _TRANS or m >= n
+    size, other = (m, n) if by_rows else (n, m)
+    step = (-(-size // threads) + 63) // 64 * 64
+    starts = range(0, size, step)
+    if len(starts) < 2 or (size - starts[-1]) * other * k <= _BATCH_PIECE_MACS:
+        return None
+    batch = _gemm_batch(a.dtype)
+    if batch is None:
+        return None
+    pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
+    for i, lo in enumerate(starts):
+        width = min(step, size - lo)
+        batch.ta[i], batch.tb[i], batch.k[i] = ta, tb, k
+        batch.alpha[i], batch.beta[i] = 1.0, 0.0
+        batch.lda[i], batch.ldb[i], batch.ldc[i] = lda, ldb, n
+        if by_rows:
+            batch.m[i], batch.n[i] = width, n
+            batch.a[i] = pa + lo * (lda if ta == _NO_TRANS else 1) * it
+            batch.b[i], batch.c[i] = pb, pc + lo * n * it
+        else:
+            batch.m[i], batch.n[i] = m, width
+            batch.a[i] = pa
+            batch.b[i] = pb + lo * (1 if tb == _NO_TRANS else ldb) * it
+            batch.c[i] = pc + lo * it
+    batch(len(starts))
     return out
 
 
@@ -504,21 +620,53 @@ def transpose_into(a, out) -> bool:
     return True
 
 
-def add_matmul_into(a, n: int):
-    """A function `run(b_address, c_address)` that adds a @ b into c in place, for a loop that
-    multiplies one fixed 2-D NumPy array a (m, k), float32 or float64, with rows or columns of
-    unit stride (a transpose is read as it is), by many C-contiguous (k, n) arrays b into
-    C-contiguous (m, n) arrays c of its dtype, each given by its data address (`arr.ctypes.data`
-    plus a byte offset, found once before the loop). The BLAS's gemm with beta = 1 and its arguments
-    prepared once: the product and the add of `c += a @ b` in one call, with no NumPy
-    dispatch. None where NumPy runs no OpenBLAS.
+def transpose_into_at(a, out):
+    """A function `run(a_address, out_address)` that writes one block out = a.T, for a loop
+    over many blocks shaped and laid out as the samples a and out (2-D NumPy arrays of one
+    dtype, float32 or float64, rows of unit stride), each block given by its data address.
+    The BLAS's omatcopy with its arguments prepared once, as `add_matmul_into` does for gemm;
+    the caller owns the addresses. None where it cannot (another BLAS, CuPy).
+
+    It serves a recurrent loop that keeps its states as (H, N) blocks and hands them on as
+    (N, H): each block goes while it is still in the cache (the LSTM's 64 states at W5's
+    sizes: ~2 us a step, against 0.45 ms for one strided copy of all of them after the loop)."""
+    if type(a) is not _ndarray or type(out) is not _ndarray or a.ndim != 2 or out.ndim != 2:
+        return None
+    copy = _blas_funcs().omatcopy.get(a.dtype)
+    if copy is None or out.dtype != a.dtype or out.shape != a.shape[::-1] or not a.size:
+        return None
+    rows, cols = a.shape
+    la, lo = _gemm_operand(a, rows, cols, a.itemsize), _gemm_operand(out, cols, rows, a.itemsize)
+    if la is None or lo is None or la[0] != _NO_TRANS or lo[0] != _NO_TRANS:
+        return None
+    lda, ldo = la[1], lo[1]
+
+    def run(pa: int, pout: int) -> None:
+        copy(_ROW_MAJOR, _TRANS, rows, cols, 1.0, pa, lda, pout, ldo)
+
+    return run
+
+
+def add_matmul_into(a, n: int, beta: float = 1.0):
+    """A function `run(b_address, c_address)` that adds a @ b into c in place (beta = 0:
+    writes it), for a loop that multiplies one fixed 2-D NumPy array a (m, k), float32 or
+    float64, with rows or columns of unit stride (a transpose is read as it is), by many
+    C-contiguous (k, n) arrays b into C-contiguous (m, n) arrays c of its dtype, each given by
+    its data address (`arr.ctypes.data` plus a byte offset, found once before the loop). The
+    BLAS's gemm with its arguments prepared once: the product and the add of `c += a @ b` in
+    one call, with no NumPy dispatch. None where NumPy runs no OpenBLAS.
+
+    Where OpenBLAS runs several threads and each would get a large enough piece, the rows of
+    a are split into one piece a thread, run at once by gemm_batch (see `_batched`): the
+    LSTM's step products at W5's sizes 128 against 134 us forward, 106 against 110 backward.
 
     The caller owns the addresses: run never checks them. It serves a recurrent loop whose
     step adds the incoming gradient to its product (the LSTM's backward: 104 us a step at W5's
     sizes, against 110 + 3 for `np.matmul(a, b, out=c)` after `c += g`)."""
     if type(a) is not _ndarray or a.ndim != 2:
         return None
-    f = _blas_funcs().gemm.get(a.dtype)
+    blas = _blas_funcs()
+    f = blas.gemm.get(a.dtype)
     if f is None:
         return None
     m, k = a.shape
@@ -527,9 +675,31 @@ def add_matmul_into(a, n: int):
         return None
     ta, lda = op
     pa = a.ctypes.data
+    threads = 1 if blas.get is None or _pool.busy else min(blas.get(), 16)
+    step = (-(-m // max(threads, 1)) + 63) // 64 * 64
+    starts = range(0, m, step) if m else range(0)
+    entry = blas.gemm_batch.get(a.dtype)
+    if len(starts) > 1 and (m - starts[-1]) * k * n > _BATCH_PIECE_MACS and entry is not None:
+        batch, it = _GemmBatch(*entry), a.itemsize
+        for i, lo in enumerate(starts):
+            batch.ta[i], batch.tb[i] = ta, _NO_TRANS
+            batch.m[i], batch.n[i], batch.k[i] = min(step, m - lo), n, k
+            batch.alpha[i], batch.beta[i] = 1.0, beta
+            batch.a[i] = pa + lo * (lda if ta == _NO_TRANS else 1) * it
+            batch.lda[i], batch.ldb[i], batch.ldc[i] = lda, n, n
+        pieces = [(i, lo * n * it) for i, lo in enumerate(starts)]
+        bs, cs, count = batch.b, batch.c, len(starts)
 
-    def run(pb: int, pc: int) -> None:
-        f(_ROW_MAJOR, ta, _NO_TRANS, m, n, k, 1.0, pa, lda, pb, n, 1.0, pc, n)
+        def run(pb: int, pc: int) -> None:
+            for i, offset in pieces:
+                bs[i] = pb
+                cs[i] = pc + offset
+            batch(count)
+
+    else:
+
+        def run(pb: int, pc: int) -> None:
+            f(_ROW_MAJOR, ta, _NO_TRANS, m, n, k, 1.0, pa, lda, pb, n, beta, pc, n)
 
     run.a = a  # holds a: its memory outlives every call
     return run

@@ -401,6 +401,116 @@ def test_matmul_leaves_large_products_to_openblas_while_its_threads_spin(monkeyp
     assert loops == [2]
 
 
+def _batch_or_skip(dtype=np.float32) -> list:
+    """Records the pieces gemm_batch runs (their count per call); skips where NumPy's BLAS has
+    no gemm_batch."""
+    if np.dtype(dtype) not in parallel._blas_funcs().gemm_batch:
+        pytest.skip("NumPy's BLAS has no gemm_batch here")
+    calls = []
+    real = parallel._GemmBatch.__call__
+
+    def spy(self, count):
+        calls.append(count)
+        real(self, count)
+
+    parallel._GemmBatch.__call__ = spy
+    return calls
+
+
+@pytest.fixture
+def batch_spy():
+    real = parallel._GemmBatch.__call__
+    yield
+    parallel._GemmBatch.__call__ = real
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize(
+    "m, k, n, dtype",
+    [
+        (128, 784, 256, np.float32),  # W2's first layer: by columns
+        (256, 128, 784, np.float32),  # its weight gradient, read transposed: by rows
+        (1024, 321, 32, np.float32),  # the LSTM's step product at W5's sizes
+        (200, 300, 130, np.float64),  # uneven pieces
+    ],
+)
+def test_medium_products_run_as_one_piece_a_thread(
+    m, k, n, dtype, layout, monkeypatch, threads, batch_spy
+):
+    """Between ~4M multiply-adds and SPLIT_MACS, on two threads, a product runs as two
+    one-thread pieces of whole 64-row (or column) tiles, handed to OpenBLAS's gemm_batch at
+    once: the product's values but for the last bits, into a given array too; the pool is
+    not used, and on one thread the BLAS's own product runs."""
+    calls = _batch_or_skip(dtype)
+    loops = _splits(monkeypatch)
+    rng = np.random.default_rng(0)
+    a = LAYOUTS[layout](rng.standard_normal((m, k)).astype(dtype))
+    b = LAYOUTS[layout](rng.standard_normal((k, n)).astype(dtype))
+    parallel.set_num_threads(1)
+    one = parallel.matmul(a, b)
+    assert calls == []
+    parallel.set_num_threads(2)
+    two = parallel.matmul(a, b)
+    assert calls == [2] and loops == []  # (rows of unit stride read in place, any spacing)
+    assert two.dtype == dtype and two.shape == (m, n) and two.flags.c_contiguous
+    _assert_product_close(two, one)
+    want = a.astype(np.float64) @ b.astype(np.float64)
+    np.testing.assert_allclose(two, want, rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-3)
+    out = np.full((m, n), np.nan, dtype=dtype)
+    assert parallel.matmul(a, b, out) is out
+    np.testing.assert_array_equal(out, two)
+
+
+def test_small_pieces_never_reach_gemm_batch(monkeypatch, threads, batch_spy):
+    """OpenBLAS's gemm_batch runs pieces of at most 100^3 multiply-adds on small-matrix
+    kernels that crash in NumPy's builds: a product whose pieces would be that small, or
+    that has one piece only, goes to the BLAS's own product, and so does a product into a
+    Fortran-order or overlapping array."""
+    calls = _batch_or_skip()
+    parallel.set_num_threads(2)
+    rng = np.random.default_rng(2)
+    for m, k, n in ((64, 256, 256), (128, 100, 100), (60, 4000, 64), (2048, 64, 16)):
+        a = rng.standard_normal((m, k)).astype(np.float32)
+        b = rng.standard_normal((k, n)).astype(np.float32)
+        _assert_product_close(parallel.matmul(a, b), a @ b)
+        assert parallel._batched(a, b, m, k, n, None, 2) is None
+        run = parallel.add_matmul_into(a, n)
+        c = np.zeros((m, n), np.float32)
+        run(b.ctypes.data, c.ctypes.data)
+        _assert_product_close(c, a @ b)
+    assert calls == []
+    a = rng.standard_normal((256, 512)).astype(np.float32)
+    out = np.empty((256, 256), np.float32, order="F")
+    assert parallel._batched(a, a.T, 256, 512, 256, out, 2) is None
+    square = np.ones((256, 256), np.float32)
+    assert parallel._batched(square, square, 256, 256, 256, square, 2) is None
+    assert calls == []
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+def test_prepared_products_in_pieces_write_or_add(beta, threads, batch_spy):
+    """add_matmul_into on two threads, at the LSTM's sizes: its pieces (one a thread) write
+    (beta 0) or add (beta 1) a @ b into blocks given by address, and leave the rest alone."""
+    calls = _batch_or_skip()
+    parallel.set_num_threads(2)
+    rng = np.random.default_rng(5)
+    for a in (
+        rng.standard_normal((1024, 321)).astype(np.float32),
+        np.asfortranarray(rng.standard_normal((256, 1024)).astype(np.float32)),
+    ):
+        m, k = a.shape
+        bs = rng.standard_normal((3, k, 32)).astype(np.float32)
+        cs = rng.standard_normal((3, m, 32)).astype(np.float32)
+        before = cs.copy()
+        run = parallel.add_matmul_into(a, 32, beta=beta)
+        calls.clear()
+        run(bs.ctypes.data + bs.strides[0], cs.ctypes.data + 2 * cs.strides[0])
+        assert calls == [2]
+        want = beta * before[2].astype(np.float64) + a.astype(np.float64) @ bs[1]
+        np.testing.assert_allclose(cs[2], want, rtol=1e-4, atol=1e-3)
+        np.testing.assert_array_equal(cs[:2], before[:2])
+
+
 # -- axpy ---------------------------------------------------------------------------------------
 def _axpy_or_skip(dtype):
     if np.dtype(dtype) not in parallel._blas_funcs().axpy:
