@@ -467,16 +467,44 @@ class _GemmBatch:
 _batch_local = threading.local()
 
 
-def _gemm_batch(dtype) -> _GemmBatch | None:
-    """This thread's _GemmBatch for dtype, or None where the BLAS has no gemm_batch."""
-    batches = _batch_local.__dict__.setdefault("batches", {})
-    batch = batches.get(dtype)
-    if batch is None:
-        entry = _blas_funcs().gemm_batch.get(dtype)
-        if entry is None:
-            return None
-        batch = batches[dtype] = _GemmBatch(*entry)
-    return batch
+def _batch_plan(dtype, m: int, k: int, n: int, la, lb, threads: int):
+    """The pieces of a product of this shape and layout, prepared once per thread: a
+    _GemmBatch with every field but the addresses filled, and each piece's byte offsets into
+    (a, b, out); False where the product is not split (one piece, or pieces too small)."""
+    plans = _batch_local.__dict__.setdefault("plans", {})
+    key = (dtype, m, k, n, la, lb, threads)
+    plan = plans.get(key)
+    if plan is not None:
+        return plan
+    if len(plans) >= 64:  # (shapes seen once: a bound, not a cache policy)
+        plans.clear()
+    (ta, lda), (tb, ldb) = la, lb
+    it = dtype.itemsize
+    # by rows where a is read transposed (a weight gradient g^T x: at W2's first layer 315
+    # against 425 us by columns, in the host's slow regime), else along the longer side
+    by_rows = ta == _TRANS or m >= n
+    size, other = (m, n) if by_rows else (n, m)
+    step = (-(-size // threads) + 63) // 64 * 64
+    starts = range(0, size, step)
+    entry = _blas_funcs().gemm_batch.get(dtype)
+    plan = False
+    if entry is not None and len(starts) >= 2:
+        if (size - starts[-1]) * other * k > _BATCH_PIECE_MACS:
+            batch, offsets = _GemmBatch(*entry, cap=len(starts)), []
+            for i, lo in enumerate(starts):
+                width = min(step, size - lo)
+                batch.ta[i], batch.tb[i], batch.k[i] = ta, tb, k
+                batch.alpha[i], batch.beta[i] = 1.0, 0.0
+                batch.lda[i], batch.ldb[i], batch.ldc[i] = lda, ldb, n
+                if by_rows:
+                    batch.m[i], batch.n[i] = width, n
+                    offsets.append((lo * (lda if ta == _NO_TRANS else 1) * it, 0, lo * n * it))
+                else:
+                    batch.m[i], batch.n[i] = m, width
+                    offsets.append((0, lo * (1 if tb == _NO_TRANS else ldb) * it, lo * it))
+            plan = (batch, tuple(enumerate(offsets)))
+    plans[key] = plan
+    return plan
 
 
 def _batched(a, b, m: int, k: int, n: int, out, threads: int):
@@ -489,47 +517,32 @@ def _batched(a, b, m: int, k: int, n: int, out, threads: int):
     share nothing ran faster (2 threads, us, alone; W2's products: x @ W1^T 329 against 341,
     g^T x 283 against 297, h @ W2^T 113 against 123, g^T h 95 against 116, g @ W2 99 against
     109; the LSTM's step products 128 against 134 and 106 against 110). The pool splits the
-    same way, but its threads cost ~40 us a round trip; OpenBLAS's spin."""
-    if b.dtype != a.dtype or a.dtype not in (_np.float32, _np.float64) or threads > 16:
+    same way, but its threads cost ~40 us a round trip; OpenBLAS's spin. The pieces of each
+    shape are prepared once (`_batch_plan`): a call fills in three addresses a piece."""
+    dtype = a.dtype
+    if b.dtype != dtype or dtype not in (_np.float32, _np.float64) or threads > 16:
         return None
-    it = a.itemsize
+    it = dtype.itemsize
     la, lb = _gemm_operand(a, m, k, it), _gemm_operand(b, k, n, it)
     if la is None or lb is None:
         return None
+    plan = _batch_plan(dtype, m, k, n, la, lb, threads)
+    if not plan:
+        return None
     if out is None:
-        out = _np.empty((m, n), dtype=a.dtype)
-    elif out.shape != (m, n) or out.dtype != a.dtype or not out.flags.c_contiguous:
+        out = _np.empty((m, n), dtype=dtype)
+    elif out.shape != (m, n) or out.dtype != dtype or not out.flags.c_contiguous:
         return None
     elif not out.flags.writeable or _np.may_share_memory(out, a) or _np.may_share_memory(out, b):
         return None
-    (ta, lda), (tb, ldb) = la, lb
-    # by rows where a is read transposed (a weight gradient g^T x: at W2's first layer 315
-    # against 425 us by columns, in the host's slow regime), else along the longer side
-    by_rows = ta == _TRANS or m >= n
-    size, other = (m, n) if by_rows else (n, m)
-    step = (-(-size // threads) + 63) // 64 * 64
-    starts = range(0, size, step)
-    if len(starts) < 2 or (size - starts[-1]) * other * k <= _BATCH_PIECE_MACS:
-        return None
-    batch = _gemm_batch(a.dtype)
-    if batch is None:
-        return None
+    batch, pieces = plan
     pa, pb, pc = a.ctypes.data, b.ctypes.data, out.ctypes.data
-    for i, lo in enumerate(starts):
-        width = min(step, size - lo)
-        batch.ta[i], batch.tb[i], batch.k[i] = ta, tb, k
-        batch.alpha[i], batch.beta[i] = 1.0, 0.0
-        batch.lda[i], batch.ldb[i], batch.ldc[i] = lda, ldb, n
-        if by_rows:
-            batch.m[i], batch.n[i] = width, n
-            batch.a[i] = pa + lo * (lda if ta == _NO_TRANS else 1) * it
-            batch.b[i], batch.c[i] = pb, pc + lo * n * it
-        else:
-            batch.m[i], batch.n[i] = m, width
-            batch.a[i] = pa
-            batch.b[i] = pb + lo * (1 if tb == _NO_TRANS else ldb) * it
-            batch.c[i] = pc + lo * it
-    batch(len(starts))
+    pas, pbs, pcs = batch.a, batch.b, batch.c
+    for i, (oa, ob, oc) in pieces:
+        pas[i] = pa + oa
+        pbs[i] = pb + ob
+        pcs[i] = pc + oc
+    batch(len(pieces))
     return out
 
 
