@@ -644,7 +644,7 @@ class _GateSums:
         rows2 = rows.reshape(n * batch, self.width)
         # the sum's product with its arguments prepared once per chunk size (split into one
         # piece a thread: 885-890 against 909 us a chunk alone at W5's sizes)
-        if self.into is None and self.width == self.sum.shape[1]:
+        if self.into is None:
             self.into = add_matmul_into(g2, self.width)
         if self.into is not None:
             self.into(rows2.ctypes.data, self.sum.ctypes.data)
