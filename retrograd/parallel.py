@@ -467,43 +467,47 @@ class _GemmBatch:
 _batch_local = threading.local()
 
 
+def _pieces(dtype, m: int, k: int, n: int, la, lb, threads: int, by_rows: bool, beta=0.0):
+    """The split of a product op(a) (m, k) @ op(b) (k, n) into an out (m, n) with rows n
+    apart, for gemm_batch: one piece a thread, of whole 64-row (or column) tiles, as a
+    _GemmBatch with every field but the addresses filled and each piece's byte offsets into
+    (a, b, out); False where it is not split (one piece, pieces too small, no gemm_batch)."""
+    (ta, lda), (tb, ldb) = la, lb
+    size, other = (m, n) if by_rows else (n, m)
+    step = (-(-size // max(threads, 1)) + 63) // 64 * 64
+    starts = range(0, size, step) if size else range(0)
+    entry = _blas_funcs().gemm_batch.get(dtype)
+    if entry is None or len(starts) < 2 or (size - starts[-1]) * other * k <= _BATCH_PIECE_MACS:
+        return False
+    it = dtype.itemsize
+    batch, offsets = _GemmBatch(*entry, cap=len(starts)), []
+    for i, lo in enumerate(starts):
+        width = min(step, size - lo)
+        batch.ta[i], batch.tb[i], batch.k[i] = ta, tb, k
+        batch.alpha[i], batch.beta[i] = 1.0, beta
+        batch.lda[i], batch.ldb[i], batch.ldc[i] = lda, ldb, n
+        if by_rows:
+            batch.m[i], batch.n[i] = width, n
+            offsets.append((lo * (lda if ta == _NO_TRANS else 1) * it, 0, lo * n * it))
+        else:
+            batch.m[i], batch.n[i] = m, width
+            offsets.append((0, lo * (1 if tb == _NO_TRANS else ldb) * it, lo * it))
+    return batch, tuple(enumerate(offsets))
+
+
 def _batch_plan(dtype, m: int, k: int, n: int, la, lb, threads: int):
-    """The pieces of a product of this shape and layout, prepared once per thread: a
-    _GemmBatch with every field but the addresses filled, and each piece's byte offsets into
-    (a, b, out); False where the product is not split (one piece, or pieces too small)."""
+    """`_pieces` of a product of this shape and layout, prepared once per thread."""
     plans = _batch_local.__dict__.setdefault("plans", {})
     key = (dtype, m, k, n, la, lb, threads)
     plan = plans.get(key)
-    if plan is not None:
-        return plan
-    if len(plans) >= 64:  # (shapes seen once: a bound, not a cache policy)
-        plans.clear()
-    (ta, lda), (tb, ldb) = la, lb
-    it = dtype.itemsize
-    # by rows where a is read transposed (a weight gradient g^T x: at W2's first layer 315
-    # against 425 us by columns, in the host's slow regime), else along the longer side
-    by_rows = ta == _TRANS or m >= n
-    size, other = (m, n) if by_rows else (n, m)
-    step = (-(-size // threads) + 63) // 64 * 64
-    starts = range(0, size, step)
-    entry = _blas_funcs().gemm_batch.get(dtype)
-    plan = False
-    if entry is not None and len(starts) >= 2:
-        if (size - starts[-1]) * other * k > _BATCH_PIECE_MACS:
-            batch, offsets = _GemmBatch(*entry, cap=len(starts)), []
-            for i, lo in enumerate(starts):
-                width = min(step, size - lo)
-                batch.ta[i], batch.tb[i], batch.k[i] = ta, tb, k
-                batch.alpha[i], batch.beta[i] = 1.0, 0.0
-                batch.lda[i], batch.ldb[i], batch.ldc[i] = lda, ldb, n
-                if by_rows:
-                    batch.m[i], batch.n[i] = width, n
-                    offsets.append((lo * (lda if ta == _NO_TRANS else 1) * it, 0, lo * n * it))
-                else:
-                    batch.m[i], batch.n[i] = m, width
-                    offsets.append((0, lo * (1 if tb == _NO_TRANS else ldb) * it, lo * it))
-            plan = (batch, tuple(enumerate(offsets)))
-    plans[key] = plan
+    if plan is None:
+        if len(plans) >= 64:  # (shapes seen once: a bound, not a cache policy)
+            plans.clear()
+        # by rows where a is read transposed and has rows for two tiles (a weight gradient
+        # g^T x: at W2's first layer 315 against 425 us by columns, in the host's slow
+        # regime), else along the longer side
+        by_rows = (la[0] == _TRANS and m > 64) or m >= n
+        plan = plans[key] = _pieces(dtype, m, k, n, la, lb, threads, by_rows)
     return plan
 
 
@@ -689,19 +693,13 @@ def add_matmul_into(a, n: int, beta: float = 1.0):
     ta, lda = op
     pa = a.ctypes.data
     threads = 1 if blas.get is None or _pool.busy else min(blas.get(), 16)
-    step = (-(-m // max(threads, 1)) + 63) // 64 * 64
-    starts = range(0, m, step) if m else range(0)
-    entry = blas.gemm_batch.get(a.dtype)
-    if len(starts) > 1 and (m - starts[-1]) * k * n > _BATCH_PIECE_MACS and entry is not None:
-        batch, it = _GemmBatch(*entry), a.itemsize
-        for i, lo in enumerate(starts):
-            batch.ta[i], batch.tb[i] = ta, _NO_TRANS
-            batch.m[i], batch.n[i], batch.k[i] = min(step, m - lo), n, k
-            batch.alpha[i], batch.beta[i] = 1.0, beta
-            batch.a[i] = pa + lo * (lda if ta == _NO_TRANS else 1) * it
-            batch.lda[i], batch.ldb[i], batch.ldc[i] = lda, n, n
-        pieces = [(i, lo * n * it) for i, lo in enumerate(starts)]
-        bs, cs, count = batch.b, batch.c, len(starts)
+    plan = _pieces(a.dtype, m, k, n, op, (_NO_TRANS, n), threads, True, beta)
+    if plan:
+        batch, pieces = plan
+        for i, (offset, _, _) in pieces:
+            batch.a[i] = pa + offset
+        pieces = [(i, offset) for i, (_, _, offset) in pieces]
+        bs, cs, count = batch.b, batch.c, len(pieces)
 
         def run(pb: int, pc: int) -> None:
             for i, offset in pieces:

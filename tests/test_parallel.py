@@ -431,6 +431,7 @@ def batch_spy():
         (128, 784, 256, np.float32),  # W2's first layer: by columns
         (256, 128, 784, np.float32),  # its weight gradient, read transposed: by rows
         (1024, 321, 32, np.float32),  # the LSTM's step product at W5's sizes
+        (64, 512, 700, np.float32),  # one tile of rows: by columns, a transposed or not
         (200, 300, 130, np.float64),  # uneven pieces
     ],
 )
