@@ -81,7 +81,8 @@ class _Blas:
         self.gemm: dict = {}
         # dtype -> cblas_?omatcopy(order, trans, rows, cols, alpha, a, lda, b, ldb)
         self.omatcopy: dict = {}
-        # dtype -> _GemmBatch (cblas_?gemm_batch: independent products, one a thread)
+        # dtype -> (cblas_?gemm_batch, its real and index types): independent products at once,
+        # one a thread (see _GemmBatch)
         self.gemm_batch: dict = {}
         self.core = ""  # the kernels' CPU, as openblas_get_corename names it ("SkylakeX")
         for path in _loaded_openblas():
@@ -441,11 +442,11 @@ _BATCH_PIECE_MACS = 1 << 21
 
 
 class _GemmBatch:
-    """cblas_?gemm_batch's arguments in arrays allocated once: up to `cap` groups of one
-    product each (the pieces of one product), filled per call. One per thread and dtype."""
+    """cblas_?gemm_batch's arguments in arrays allocated once: `cap` groups of one product
+    each (the pieces of one product), all but the addresses filled once (`_pieces`)."""
 
-    def __init__(self, f, real, index, cap: int = 16) -> None:
-        self.f, self.cap = f, cap
+    def __init__(self, f, real, index, cap: int) -> None:
+        self.f = f
         enums = ctypes.c_int * cap
         ints, reals, ptrs = index * cap, real * cap, ctypes.c_void_p * cap
         self.ta, self.tb = enums(), enums()
@@ -615,25 +616,35 @@ def _gemm_operand(a, rows: int, cols: int, itemsize: int):
     return None
 
 
+def _transpose_layout(a, out):
+    """(omatcopy, rows, cols, lda, ldo) for out = a.T with the BLAS's omatcopy: 2-D NumPy
+    arrays of one dtype whose rows have unit stride, out of a's transposed shape; None where
+    the BLAS cannot."""
+    if type(a) is not _ndarray or type(out) is not _ndarray or a.ndim != 2 or out.ndim != 2:
+        return None
+    copy = _blas_funcs().omatcopy.get(a.dtype)
+    if copy is None or out.dtype != a.dtype or out.shape != a.shape[::-1]:
+        return None
+    rows, cols = a.shape
+    la, lo = _gemm_operand(a, rows, cols, a.itemsize), _gemm_operand(out, cols, rows, a.itemsize)
+    if la is None or lo is None or la[0] != _NO_TRANS or lo[0] != _NO_TRANS:
+        return None  # (rows of unit stride only)
+    return copy, rows, cols, la[1], lo[1]
+
+
 def transpose_into(a, out) -> bool:
     """out[...] = a.T with the BLAS's omatcopy (a blocked transpose), for 2-D NumPy arrays of
     one dtype (float32 or float64) whose rows have unit stride (a column slice of a wider
     array serves too) when NumPy runs OpenBLAS; False (out untouched) where it cannot. A 1 MB
     transpose: 65 us, NumPy's strided copy 287."""
-    if type(a) is not _ndarray or type(out) is not _ndarray or a.ndim != 2 or out.ndim != 2:
+    if type(a) is _ndarray and type(out) is _ndarray and a.ndim == 2 and not a.size:
+        same = out.shape == a.shape[::-1] and out.dtype == a.dtype
+        return same and _blas_funcs().omatcopy.get(a.dtype) is not None
+    layout = _transpose_layout(a, out)
+    if layout is None or not out.flags.writeable or _np.may_share_memory(a, out):
         return False
-    copy = _blas_funcs().omatcopy.get(a.dtype)
-    if copy is None or out.dtype != a.dtype or out.shape != a.shape[::-1]:
-        return False
-    rows, cols = a.shape
-    if not (rows and cols):
-        return True
-    la, lo = _gemm_operand(a, rows, cols, a.itemsize), _gemm_operand(out, cols, rows, a.itemsize)
-    if la is None or lo is None or la[0] != _NO_TRANS or lo[0] != _NO_TRANS:
-        return False  # (rows of unit stride only)
-    if not out.flags.writeable or _np.may_share_memory(a, out):
-        return False
-    copy(_ROW_MAJOR, _TRANS, rows, cols, 1.0, a.ctypes.data, la[1], out.ctypes.data, lo[1])
+    copy, rows, cols, lda, ldo = layout
+    copy(_ROW_MAJOR, _TRANS, rows, cols, 1.0, a.ctypes.data, lda, out.ctypes.data, ldo)
     return True
 
 
@@ -642,21 +653,15 @@ def transpose_into_at(a, out):
     over many blocks shaped and laid out as the samples a and out (2-D NumPy arrays of one
     dtype, float32 or float64, rows of unit stride), each block given by its data address.
     The BLAS's omatcopy with its arguments prepared once, as `add_matmul_into` does for gemm;
-    the caller owns the addresses. None where it cannot (another BLAS, CuPy).
+    the caller owns the addresses. None where it cannot (another BLAS, CuPy, empty blocks).
 
     It serves a recurrent loop that keeps its states as (H, N) blocks and hands them on as
     (N, H): each block goes while it is still in the cache (the LSTM's 64 states at W5's
     sizes: ~2 us a step, against 0.45 ms for one strided copy of all of them after the loop)."""
-    if type(a) is not _ndarray or type(out) is not _ndarray or a.ndim != 2 or out.ndim != 2:
+    layout = _transpose_layout(a, out)
+    if layout is None or not a.size:
         return None
-    copy = _blas_funcs().omatcopy.get(a.dtype)
-    if copy is None or out.dtype != a.dtype or out.shape != a.shape[::-1] or not a.size:
-        return None
-    rows, cols = a.shape
-    la, lo = _gemm_operand(a, rows, cols, a.itemsize), _gemm_operand(out, cols, rows, a.itemsize)
-    if la is None or lo is None or la[0] != _NO_TRANS or lo[0] != _NO_TRANS:
-        return None
-    lda, ldo = la[1], lo[1]
+    copy, rows, cols, lda, ldo = layout
 
     def run(pa: int, pout: int) -> None:
         copy(_ROW_MAJOR, _TRANS, rows, cols, 1.0, pa, lda, pout, ldo)
