@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 import pytest
 
 import retrograd
 import retrograd.nn.functional as F
-from retrograd.bench import runner
+from retrograd.bench import alloc_count, runner
 from retrograd.bench.workloads import WORKLOADS, make_arrays, missing, mlp_flops
 
 READY = [wid for wid, w in WORKLOADS.items() if not missing(w)]
@@ -154,6 +155,69 @@ def test_the_memory_child_keeps_its_heap_and_reads_the_exact_rss():
     assert "traced_mb" not in m  # (the other child traces it)
     old = children.call("memory", extra_env=runner.RETURNED_ENV, workload="W2", lib="retrograd")
     assert "VmHWM" in old["method"] and old["traced_mb"] > 2.0
+
+
+@pytest.fixture(scope="module")
+def alloc_counter(tmp_path_factory):
+    path = alloc_count.build(str(tmp_path_factory.mktemp("alloc")))
+    if path is None:
+        pytest.skip("the allocation counter needs Linux's glibc and a C compiler")
+    return path
+
+
+_COUNT_PROBE = """
+import ctypes, json, sys
+import numpy as np
+import torch
+from retrograd.bench.alloc_count import Counter
+c = Counter.loaded()
+out = {}
+base = c.current()
+a = np.ones(1 << 18, dtype=np.float32)  # 1 MB through malloc
+out["numpy"] = c.current() - base
+del a
+out["numpy_freed"] = c.current() - base
+torch.ones(1 << 18).sum()  # (torch's lazy set-up)
+base = c.current()
+c.reset_peak()
+t = torch.ones(1 << 18)  # 1 MB through posix_memalign
+del t
+out["torch_peak"] = c.peak() - base
+b = bytearray(100)
+before = c.current()
+b.extend(bytes(1 << 20))  # realloc to 1 MB and more
+out["realloc"] = c.current() - before
+print(json.dumps(out))
+"""
+
+
+def test_the_allocation_counter_counts_every_block_exactly(alloc_counter):
+    env = dict(os.environ, PYTHONMALLOC="malloc", LD_PRELOAD=alloc_counter)
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNT_PROBE], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    mb = 1 << 20
+    assert mb <= got["numpy"] < mb + 4096 and abs(got["numpy_freed"]) < 4096
+    assert mb <= got["torch_peak"] < mb + 4096
+    assert abs(got["realloc"] - mb) < 4096  # the old block off, the new one on
+    assert alloc_count.Counter.loaded() is None  # not preloaded into the test process
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/status")
+def test_the_memory_child_counts_the_allocators_bytes(alloc_counter):
+    settings = runner.Settings.for_run(quick=True, mem_steps=3)
+    children = runner._Children(dict(os.environ), settings, timeout=120)
+    env = dict(runner.HEAP_KEPT_ENV, **alloc_count.preload_env(alloc_counter, children.env))
+    figures = []
+    for _ in range(2):
+        m = children.call("memory", extra_env=env, workload="W2", lib="retrograd")
+        # W2's parameters: 269,322 float32 (1.03 MB); with their gradients 2.05 MB
+        assert 1.02 < m["alloc_model_mb"] < 1.1, m
+        assert 2.05 < m["alloc_peak_mb"] < 2.5
+        figures.append(m["alloc_peak_mb"])
+    assert abs(figures[0] - figures[1]) < 0.01  # bytes, not pages: the same in every run
 
 
 def test_passes_unset_the_blas_variables_for_the_children_only():

@@ -32,8 +32,16 @@ each pass:
   JSON also keeps the mean (garbage collection and pauses included) and the median process CPU
   time per step.
 * per workload and library, a memory child measures peak memory: it runs the workload once
-  (pages in code, lazy initialisation), frees everything, trims the heap and notes the RSS;
-  builds the model again, trims again and runs 10 steps. Its allocator keeps every page it gets
+  (pages in code, lazy initialisation), frees everything, trims the heap and notes the RSS and
+  the allocator's count; builds the model again, trims again and runs 10 steps. The headline
+  figure is the allocator's: a counter preloaded into the child (alloc_count.c, built with the
+  system's C compiler) adds every block's usable size on allocation and takes it off on free,
+  and the figure is its peak over the steps minus its count before the model was built: the
+  bytes both libraries' arrays, work space and Python objects (PYTHONMALLOC=malloc) held at
+  once, exact to the byte and the same in every run. The resident figure beside it moves in
+  4 KB pages, and only when the heap runs out of pages it already has: W1's few tens of KB read
+  0-20 KB in either library, by where its blocks fall. Where the counter cannot be built, the
+  resident figure is the headline. For that figure the child's allocator keeps every page it gets
   below 32 MB (HEAP_KEPT_ENV: glibc never trims, Python's objects come from the same heap;
   blocks of 32 MB and up are mapped and returned, as glibc does for them at its steady state),
   so the RSS falls only by such a block, and the figure is exact: the largest VmRSS read after a
@@ -64,6 +72,7 @@ This module declares its options on a parser it is given (`add_arguments`) and r
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import functools
@@ -73,6 +82,7 @@ import math
 import os
 import platform
 import select
+import shutil
 import statistics
 import subprocess
 import sys
@@ -84,6 +94,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from retrograd.bench import alloc_count
 from retrograd.bench.workloads import (
     LR,
     WORKLOADS,
@@ -553,8 +564,13 @@ def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
     _trim()
     result = {"lib": lib_name}
     base = _rss_kb("VmRSS")
+    counter = alloc_count.Counter.loaded()
+    alloc_base = counter.current() if counter else 0
     r = prepare(w, lib, data, **opts)
     _trim()
+    if counter:  # the allocator's bytes: the model, then the steps' peak, from the same base
+        result["alloc_model_mb"] = (counter.current() - alloc_base) / 2**20
+        counter.reset_peak()
     if base is not None and _reset_peak():
         result["model_mb"] = (_rss_kb("VmRSS") - base) / 1024
         reads = []
@@ -588,6 +604,8 @@ def memory_workload(wid: str, lib_name: str, settings: Settings) -> dict:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         result["peak_mb"] = (peak - before) / 1024  # KB on Linux
         result["method"] = "ru_maxrss growth over the steps (lower bound)"
+    if counter:
+        result["alloc_peak_mb"] = (counter.peak() - alloc_base) / 2**20
     del r
     if lib_name == "retrograd" and not _heap_kept():  # (once: the other child traces it)
         _trim()
@@ -857,6 +875,21 @@ def _add_derived(res: dict, w, info: dict) -> None:
             entry["pct_of_peak"] = 100.0 * entry["gflops"] / peak
 
 
+ALLOC_METHOD = (
+    "exact: the allocator's peak of bytes handed out over the steps - its count before building "
+    "the model (alloc_count.c preloaded; Python's objects through malloc)"
+)
+
+
+@functools.cache
+def _alloc_counter() -> str | None:
+    """The allocation counter, built once per run in a directory removed at exit; None where it
+    cannot be built here."""
+    directory = tempfile.mkdtemp(prefix="retrograd-bench-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return alloc_count.build(directory)
+
+
 def _add_memory(res: dict, wid: str, settings: Settings, children) -> None:
     for name, entry in res["libs"].items():
         if children is None:
@@ -870,9 +903,22 @@ def _add_memory(res: dict, wid: str, settings: Settings, children) -> None:
             mb = traced_peak(w, lib, make_arrays(w), settings.mem_steps, opts)
             entry["peak_mb"], entry["mem_method"] = mb, "tracemalloc"
             continue
-        mem = children.call("memory", extra_env=HEAP_KEPT_ENV, workload=wid, lib=name)
-        entry["peak_mb"] = mem.get("peak_mb")
-        entry["mem_method"] = mem.get("method", mem.get("note"))
+        extra = dict(HEAP_KEPT_ENV)
+        counter = _alloc_counter()
+        if counter:
+            extra.update(alloc_count.preload_env(counter, children.env))
+        mem = children.call("memory", extra_env=extra, workload=wid, lib=name)
+        # the headline: the allocator's exact peak where the counter ran, else the resident one
+        rss_method = mem.get("method", mem.get("note"))
+        if mem.get("alloc_peak_mb") is not None:
+            entry["peak_mb"] = mem["alloc_peak_mb"]
+            entry["mem_method"] = ALLOC_METHOD
+        else:
+            entry["peak_mb"] = mem.get("peak_mb")
+            entry["mem_method"] = rss_method
+        entry["alloc_model_mb"] = mem.get("alloc_model_mb")
+        entry["rss_peak_mb"] = mem.get("peak_mb")
+        entry["rss_method"] = rss_method
         entry["rss_mb"] = mem.get("rss_mb")
         # the earlier figure (RETURNED_ENV, VmHWM) and, for retrograd, tracemalloc's live peak
         old = children.call("memory", extra_env=RETURNED_ENV, workload=wid, lib=name)
@@ -930,7 +976,8 @@ def format_pass(p: dict) -> str:
         )
     head = (
         f"{'id':<4}{'retrograd ms/step [min-max]':>30}{'torch ms/step [min-max]':>28}{'ratio':>7}"
-        f"{'cpu':>6}{'GFLOP/s rg | torch (% peak)':>31}{'peak MB rg | torch':>21}  loss check"
+        f"{'cpu':>6}{'GFLOP/s rg | torch (% peak)':>31}{'peak MB rg | torch':>21}"
+        f"{'RSS MB rg | torch':>20}  loss check"
     )
     lines += [head, "-" * len(head)]
     for wid, r in p["workloads"].items():
@@ -952,12 +999,13 @@ def format_pass(p: dict) -> str:
         else:
             gf = "-"
         mem = f"{_mb(rg.get('peak_mb'))} | {_mb(th.get('peak_mb')) if th else 'n/a'}"
+        rss = f"{_mb(rg.get('rss_peak_mb'))} | {_mb(th.get('rss_peak_mb')) if th else 'n/a'}"
         chk = r["loss_check"]
         oks = [chk["first_step"]["ok"], chk["after_update"]["ok"]]
         check = "n/a" if oks[0] is None else ("ok" if all(oks) else "MISMATCH")
         lines.append(
             f"{wid:<4}{cells[0]:>30}{cells[1]:>28}{_fmt(r.get('ratio'), '.2f'):>7}"
-            f"{_fmt(r.get('cpu_ratio'), '.2f'):>6}{gf:>31}{mem:>21}  {check}"
+            f"{_fmt(r.get('cpu_ratio'), '.2f'):>6}{gf:>31}{mem:>21}{rss:>20}  {check}"
         )
     lines.append("")
     lines.append(
@@ -966,9 +1014,11 @@ def format_pass(p: dict) -> str:
         "process CPU time"
     )
     lines.append(
-        "   peak MB: the resident peak over the steps, model included, read exactly in a child "
-        "whose heap keeps every page below 32 MB (the JSON also has `returned_peak_mb`: VmHWM "
-        "with blocks of 64 KB and up unmapped on free)"
+        "   peak MB: the allocator's peak of bytes handed out over the steps, model included, "
+        "counted exactly in a child (alloc_count.c preloaded; where it cannot be built, the RSS "
+        "figure); RSS MB: the resident peak in the same child, read exactly, its heap keeping "
+        "every page below 32 MB (the JSON also has `returned_peak_mb`: VmHWM with blocks of 64 "
+        "KB and up unmapped on free)"
     )
     for wid, r in p["workloads"].items():
         extra = f" [attention: {r['attention']}]" if r.get("attention") else ""
