@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
@@ -77,7 +78,12 @@ void *memalign(size_t align, size_t n) {
 
 void *aligned_alloc(size_t align, size_t n) { return memalign(align, n); }
 
-void *valloc(size_t n) { return memalign(4096, n); }
+void *valloc(size_t n) { return memalign((size_t)sysconf(_SC_PAGESIZE), n); }
+
+void *pvalloc(size_t n) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return memalign(page, (n + page - 1) & ~(page - 1));
+}
 
 int posix_memalign(void **out, size_t align, size_t n) {
     if (align < sizeof(void *) || (align & (align - 1))) return EINVAL;
