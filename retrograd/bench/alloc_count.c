@@ -3,9 +3,9 @@
    Every malloc-family call goes to glibc's own allocator (__libc_*), and the counter adds the
    block's usable size on allocation and takes it off on free: `alloc_count_current` is the
    bytes the process's allocator has handed out and not had back, `alloc_count_peak` its
-   largest value since `alloc_count_reset_peak`. NumPy's buffers, PyTorch's (posix_memalign),
-   BLAS work space and, with PYTHONMALLOC=malloc, Python's objects all come through here, so
-   the two libraries are counted alike, to the byte. Atomic: BLAS and PyTorch threads allocate
+   largest value since `alloc_count_reset_peak`. NumPy's buffers, PyTorch's (posix_memalign)
+   and, with PYTHONMALLOC=malloc, Python's objects all come through here, so the two libraries
+   are counted alike, to the byte. Atomic: BLAS and PyTorch threads allocate
    too. Built by retrograd/bench/alloc_count.py with the system's C compiler. */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -29,7 +29,10 @@ def build(directory: str) -> str | None:
     out = os.path.join(directory, LIB_NAME)
     try:
         proc = subprocess.run(
-            [cc, "-O2", "-shared", "-fPIC", "-o", out, SOURCE], capture_output=True, timeout=120
+            # -z defs: a libc without glibc's __libc_* entry points fails here, not in the child
+            [cc, "-O2", "-shared", "-fPIC", "-Wl,-z,defs", "-o", out, SOURCE],
+            capture_output=True,
+            timeout=120,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

@@ -37,8 +37,8 @@ each pass:
   figure is the allocator's: a counter preloaded into the child (alloc_count.c, built with the
   system's C compiler) adds every block's usable size on allocation and takes it off on free,
   and the figure is its peak over the steps minus its count before the model was built: the
-  bytes both libraries' arrays, work space and Python objects (PYTHONMALLOC=malloc) held at
-  once, exact to the byte and the same in every run. The resident figure beside it moves in
+  bytes both libraries' arrays and Python objects (PYTHONMALLOC=malloc) held at once, exact
+  to the byte and the same in every run. The resident figure beside it moves in
   4 KB pages, and only when the heap runs out of pages it already has: W1's few tens of KB read
   0-20 KB in either library, by where its blocks fall. Where the counter cannot be built, the
   resident figure is the headline. For that figure the child's allocator keeps every page it gets
