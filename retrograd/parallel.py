@@ -573,6 +573,12 @@ def _split_threads(a, b, macs: int, out) -> int:
 
 # OpenBLAS threads an axpy from 10,000 elements (and its threads then spin, see matmul)
 _AXPY_THREADS_FROM = 10_000
+# `axpy` lets OpenBLAS's threads share a vector of at least this many elements while they still
+# spin from a product. A/B in one process, alternating blocks, 2 threads: W2 (its first layer's
+# 200,704 weights) 0.988 of the time a step, faster in 34 of 40 blocks; W5 and W6 0.999-1.002.
+# From 2^16 (W2's second layer and W5's W_ih too): W2 0.980, but W5 1.006-1.014 (7-14 of 16-30
+# blocks faster). From 10,000 and on threads woken from sleep: W4 lost 3 ms a step, W6 13%
+AXPY_SHARE_FROM = 1 << 17
 
 
 def axpy(alpha: float, x, y) -> bool:
@@ -580,8 +586,11 @@ def axpy(alpha: float, x, y) -> bool:
     shape and dtype (float32 or float64) when NumPy runs OpenBLAS; False (y untouched) where
     it cannot. One pass and no temporary where NumPy's `y -= lr * x` makes two and a
     full-size array (W2's SGD step: 47 against 86 us; PyTorch's 46), and each element is
-    rounded once, fma(alpha, x, y): the bits of PyTorch's `y.add_(x, alpha=alpha)`. OpenBLAS
-    runs it on one thread (the pool splits large ones)."""
+    rounded once, fma(alpha, x, y): the bits of PyTorch's `y.add_(x, alpha=alpha)`, however it
+    is split. OpenBLAS runs it on one thread (the pool splits large ones), or on its threads
+    while they still spin from a product and the vector has AXPY_SHARE_FROM elements: no
+    wake-up then (and, we guess, the next step's products find each half in the cache of the
+    core that wrote it). Woken from sleep for it, they cost more than they save."""
     if type(x) is not _ndarray or type(y) is not _ndarray or x.dtype != y.dtype:
         return False
     blas = _blas_funcs()
@@ -592,13 +601,16 @@ def axpy(alpha: float, x, y) -> bool:
         return False
     n = y.size
     threads = 1 if n < _AXPY_THREADS_FROM or _pool.busy else blas.get()
-    if threads > 1:
+    shared = threads > 1 and n >= AXPY_SHARE_FROM and _clock() < _blas_spinning_until
+    if threads > 1 and not shared:
         blas.set(1)
     try:
         f(n, alpha, x.ctypes.data, 1, y.ctypes.data, 1)
     finally:
-        if threads > 1:
+        if threads > 1 and not shared:
             blas.set(threads)
+    if shared:
+        blas_threads_ran()
     return True
 
 

@@ -539,6 +539,30 @@ def test_axpy_adds_in_place_rounding_once(n, dtype, threads):
     np.testing.assert_allclose(y, y0 - 0.37 * x, rtol=0, atol=2 * np.finfo(dtype).eps * scale)
 
 
+@pytest.mark.parametrize("spinning", [True, False])
+def test_axpy_shares_a_large_vector_with_threads_still_spinning(spinning, monkeypatch, threads):
+    """From AXPY_SHARE_FROM elements, while OpenBLAS's threads still spin from a product, the
+    axpy runs on them (no one-thread setting around it) and they spin on; else on one thread.
+    The bits are the fused multiply-add's either way."""
+    _axpy_or_skip(np.float32)
+    parallel.set_num_threads(2)
+    blas = parallel._blas_funcs()
+    calls, real_set = [], blas.set
+    monkeypatch.setattr(blas, "set", lambda n: (calls.append(n), real_set(n))[1])
+    until = parallel._clock() + 60.0 if spinning else 0.0
+    monkeypatch.setattr(parallel, "_blas_spinning_until", until)
+    rng = np.random.default_rng(5)
+    x, y0 = (rng.standard_normal(parallel.AXPY_SHARE_FROM + 3).astype(np.float32) for _ in "xy")
+    y = y0.copy()
+    assert parallel.axpy(-0.37, x, y)
+    assert calls == ([] if spinning else [1, 2])
+    if spinning:
+        assert parallel._clock() < parallel._blas_spinning_until  # they spin on
+    alpha = np.float64(np.float32(-0.37))
+    exact = (y0.astype(np.float64) + alpha * x.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(y, exact)
+
+
 def test_axpy_declines_what_it_cannot_do():
     _axpy_or_skip(np.float32)
     a = np.ones((8, 8), dtype=np.float32)
