@@ -577,7 +577,8 @@ _AXPY_THREADS_FROM = 10_000
 # spin from a product. A/B in one process, alternating blocks, 2 threads: W2 (its first layer's
 # 200,704 weights) 0.988 of the time a step, faster in 34 of 40 blocks; W5 and W6 0.999-1.002.
 # From 2^16 (W2's second layer and W5's W_ih too): W2 0.980, but W5 1.006-1.014 (7-14 of 16-30
-# blocks faster). From 10,000 and on threads woken from sleep: W4 lost 3 ms a step, W6 13%
+# blocks faster). From 10,000, W4 (a 12,800-element weight) lost 1.3-3 ms a step; on threads
+# woken from sleep too (no spin condition), W6 lost 13%
 AXPY_SHARE_FROM = 1 << 17
 
 
