@@ -49,6 +49,7 @@ __all__ = [
     "axpy",
     "add_matmul",
     "add_matmul_into",
+    "gemm_group",
     "transpose_into",
     "transpose_into_at",
 ]
@@ -468,32 +469,98 @@ class _GemmBatch:
 _batch_local = threading.local()
 
 
-def _pieces(dtype, m: int, k: int, n: int, la, lb, threads: int, by_rows: bool, beta=0.0):
+def _piece_list(m: int, k: int, n: int, la, lb, threads: int, by_rows: bool, itemsize: int):
     """The split of a product op(a) (m, k) @ op(b) (k, n) into an out (m, n) with rows n
-    apart, for gemm_batch: one piece a thread, of whole 64-row (or column) tiles, as a
-    _GemmBatch with every field but the addresses filled and each piece's byte offsets into
-    (a, b, out); False where it is not split (one piece, pieces too small, no gemm_batch)."""
+    apart: one piece a thread, of whole 64-row (or column) tiles, as (rows, columns, byte
+    offsets into (a, b, out)) each; None where it is not split (one piece, pieces too small)."""
     (ta, lda), (tb, ldb) = la, lb
     size, other = (m, n) if by_rows else (n, m)
     step = (-(-size // max(threads, 1)) + 63) // 64 * 64
     starts = range(0, size, step) if size else range(0)
-    entry = _blas_funcs().gemm_batch.get(dtype)
-    if entry is None or len(starts) < 2 or (size - starts[-1]) * other * k <= _BATCH_PIECE_MACS:
-        return False
-    it = dtype.itemsize
-    batch, offsets = _GemmBatch(*entry, cap=len(starts)), []
-    for i, lo in enumerate(starts):
+    if len(starts) < 2 or (size - starts[-1]) * other * k <= _BATCH_PIECE_MACS:
+        return None
+    pieces = []
+    for lo in starts:
         width = min(step, size - lo)
-        batch.ta[i], batch.tb[i], batch.k[i] = ta, tb, k
-        batch.alpha[i], batch.beta[i] = 1.0, beta
-        batch.lda[i], batch.ldb[i], batch.ldc[i] = lda, ldb, n
         if by_rows:
-            batch.m[i], batch.n[i] = width, n
-            offsets.append((lo * (lda if ta == _NO_TRANS else 1) * it, 0, lo * n * it))
+            offsets = (lo * (lda if ta == _NO_TRANS else 1) * itemsize, 0, lo * n * itemsize)
+            pieces.append((width, n, offsets))
         else:
-            batch.m[i], batch.n[i] = m, width
-            offsets.append((0, lo * (1 if tb == _NO_TRANS else ldb) * it, lo * it))
-    return batch, tuple(enumerate(offsets))
+            offsets = (0, lo * (1 if tb == _NO_TRANS else ldb) * itemsize, lo * itemsize)
+            pieces.append((m, width, offsets))
+    return pieces
+
+
+def _fill(batch: _GemmBatch, i: int, m: int, n: int, k: int, la, lb, ldc: int, beta) -> None:
+    """Group i of the batch: every field but the addresses."""
+    (batch.ta[i], batch.lda[i]), (batch.tb[i], batch.ldb[i]) = la, lb
+    batch.m[i], batch.n[i], batch.k[i], batch.ldc[i] = m, n, k, ldc
+    batch.alpha[i], batch.beta[i] = 1.0, beta
+
+
+def _pieces(dtype, m: int, k: int, n: int, la, lb, threads: int, by_rows: bool, beta=0.0):
+    """`_piece_list` as a _GemmBatch for gemm_batch with every field but the addresses filled,
+    and each piece's byte offsets into (a, b, out); False where it is not split (one piece,
+    pieces too small, no gemm_batch)."""
+    entry = _blas_funcs().gemm_batch.get(dtype)
+    pieces = _piece_list(m, k, n, la, lb, threads, by_rows, dtype.itemsize)
+    if entry is None or pieces is None:
+        return False
+    batch = _GemmBatch(*entry, cap=len(pieces))
+    for i, (rows, cols, _) in enumerate(pieces):
+        _fill(batch, i, rows, cols, k, la, lb, n, beta)
+    return batch, tuple(enumerate(offsets for _, _, offsets in pieces))
+
+
+def gemm_group(specs):
+    """A function `run(*addresses)` that runs several products at once, in one call of
+    OpenBLAS's gemm_batch on its threads. specs: one (a, b, beta) a product c = a @ b + beta c,
+    a and b 2-D NumPy arrays of one dtype (float32 or float64) shaped and laid out as that
+    product's operands will be (rows or columns of unit stride), c C-contiguous; addresses:
+    one (a, b, c) data address triple a product, for the first len(addresses) products. A
+    product large enough for two threads is split into one piece a thread, by rows of its
+    result, as `matmul`'s pieces are; the rest go whole, one a thread. None where it cannot:
+    no gemm_batch, another layout, or a product smaller than gemm_batch's pieces may be (its
+    small products crash it, see _BATCH_PIECE_MACS). The caller owns the addresses.
+
+    It serves a loop whose products are independent of each other: a recurrent layer's step
+    product next to the step's share of its weights' gradient sums."""
+    if not specs or any(type(a) is not _ndarray or type(b) is not _ndarray for a, b, _ in specs):
+        return None
+    dtype = specs[0][0].dtype
+    blas = _blas_funcs()
+    entry = blas.gemm_batch.get(dtype)
+    if entry is None or any(a.dtype != dtype or b.dtype != dtype for a, b, _ in specs):
+        return None
+    threads = 1 if blas.get is None or _pool.busy else min(blas.get(), 16)
+    plans = []
+    for a, b, beta in specs:
+        if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+            return None
+        (m, k), n = a.shape, b.shape[1]
+        la, lb = _gemm_operand(a, m, k, a.itemsize), _gemm_operand(b, k, n, a.itemsize)
+        if la is None or lb is None or m * k * n < _BATCH_PIECE_MACS:
+            return None
+        pieces = _piece_list(m, k, n, la, lb, threads, True, a.itemsize)
+        plans.append((k, n, la, lb, beta, pieces or [(m, n, (0, 0, 0))]))
+    batch = _GemmBatch(*entry, cap=sum(len(plan[-1]) for plan in plans))
+    groups, i = [], 0
+    for k, n, la, lb, beta, pieces in plans:
+        for rows, cols, _ in pieces:
+            _fill(batch, i, rows, cols, k, la, lb, n, beta)
+            i += 1
+        groups.append(tuple(offsets for _, _, offsets in pieces))
+    a_, b_, c_ = batch.a, batch.b, batch.c
+
+    def run(*addresses) -> None:
+        i = 0
+        for (pa, pb, pc), offsets in zip(addresses, groups):
+            for oa, ob, oc in offsets:
+                a_[i], b_[i], c_[i] = pa + oa, pb + ob, pc + oc
+                i += 1
+        batch(i)
+
+    return run
 
 
 def _batch_plan(dtype, m: int, k: int, n: int, la, lb, threads: int):

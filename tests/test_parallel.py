@@ -512,6 +512,48 @@ def test_prepared_products_in_pieces_write_or_add(beta, threads, batch_spy):
         np.testing.assert_array_equal(cs[:2], before[:2])
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_gemm_group_runs_several_products_in_one_call(count, threads, batch_spy):
+    """gemm_group: products of other shapes, layouts and betas in one gemm_batch call, each
+    at the addresses it is given; a product large enough for two threads in one piece a
+    thread, by rows. None for products gemm_batch's crashing small path could take, for
+    operands the BLAS cannot read in place, and for anything but NumPy arrays."""
+    calls = _batch_or_skip()
+    parallel.set_num_threads(count)
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((256, 1024)).astype(np.float32)  # the LSTM's step product
+    gz = rng.standard_normal((3, 1024, 32)).astype(np.float32)
+    rhs = rng.standard_normal((3, 321, 32)).astype(np.float32)  # read transposed
+    dh = rng.standard_normal((3, 256, 32)).astype(np.float32)
+    total = rng.standard_normal((1024, 321)).astype(np.float32)
+    w_in = rng.standard_normal((1024, 64)).astype(np.float32)
+    gx = np.full((3, 32, 64), np.nan, np.float32)
+    run = parallel.gemm_group([(w, gz[0], 1.0), (gz[0], rhs[0].T, 1.0), (gz[0].T, w_in, 0.0)])
+    want_dh = dh[1].astype(np.float64) + w.astype(np.float64) @ gz[2]
+    want_total = total.astype(np.float64) + gz[2].astype(np.float64) @ rhs[0].T
+    before = dh.copy()
+    run(
+        (w.ctypes.data, gz[2].ctypes.data, dh[1].ctypes.data),
+        (gz[2].ctypes.data, rhs[0].ctypes.data, total.ctypes.data),
+        (gz[1].ctypes.data, w_in.ctypes.data, gx[2].ctypes.data),
+    )
+    assert calls == [5 if count == 2 else 3]  # 2 + 2 pieces and the last product whole
+    np.testing.assert_allclose(dh[1], want_dh, rtol=1e-4, atol=1e-3)
+    np.testing.assert_array_equal(dh[[0, 2]], before[[0, 2]])
+    np.testing.assert_allclose(total, want_total, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(gx[2], gz[1].T.astype(np.float64) @ w_in, rtol=1e-4, atol=1e-3)
+    assert np.isnan(gx[:2]).all()
+    calls.clear()
+    run((w.ctypes.data, gz[0].ctypes.data, dh[0].ctypes.data))  # the first products only
+    assert calls == [2 if count == 2 else 1]
+    small = rng.standard_normal((64, 100)).astype(np.float32)
+    assert parallel.gemm_group([(small, small.T, 0.0)]) is None
+    assert parallel.gemm_group([(w, gz[0][:, ::2], 0.0)]) is None  # no unit stride
+    assert parallel.gemm_group([(w.tolist(), gz[0], 0.0)]) is None
+    assert parallel.gemm_group([(w, gz[0].astype(np.float64), 0.0)]) is None
+    assert parallel.gemm_group([]) is None
+
+
 # -- axpy ---------------------------------------------------------------------------------------
 def _axpy_or_skip(dtype):
     if np.dtype(dtype) not in parallel._blas_funcs().axpy:

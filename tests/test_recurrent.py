@@ -665,19 +665,40 @@ def test_lstm_gate_gradients_over_activations_only_when_nothing_reads_them(case,
         assert True in seen and False in seen
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_swap_leading_axes_copies_rows_as_items(dtype):
-    """The LSTM's chunk copy: out = a.transpose(1, 0, 2), by whole rows of the last axis where
-    both arrays are C-contiguous NumPy arrays, by NumPy's copy otherwise (views, empty rows)."""
-    from retrograd.ops._util import swap_leading_axes
+@pytest.mark.parametrize("bidi,lengths,bias", [(False, None, True), (True, "mixed", False)])
+def test_lstm_at_the_benchmark_sizes_on_two_threads_matches_torch(bidi, lengths, bias):
+    """At the char-LSTM benchmark's sizes (input 64, hidden 256, batch 32) on two threads, the
+    backward's products go to OpenBLAS's gemm_batch: each step's product in one call with the
+    step's share of the weights' sums, the input gradient a chunk of steps at a time. PyTorch's
+    gradients, both directions, ended sequences and no bias too."""
+    from retrograd import parallel
 
-    a = np.arange(3 * 5 * 4, dtype=dtype).reshape(3, 5, 4)
-    out = np.empty((5, 3, 4), dtype=dtype)
-    swap_leading_axes(out, a)
-    np.testing.assert_array_equal(out, a.transpose(1, 0, 2))
-    wide = np.zeros((5, 3, 6), dtype=dtype)
-    swap_leading_axes(wide[:, :, 1:5], a)  # not contiguous: NumPy's copy
-    np.testing.assert_array_equal(wide[:, :, 1:5], a.transpose(1, 0, 2))
-    assert not wide[:, :, [0, 5]].any()
-    empty = np.empty((5, 3, 0), dtype=dtype)
-    swap_leading_axes(empty, a[:, :, :0])
+    if np.dtype(np.float32) not in parallel._blas_funcs().gemm_batch:
+        pytest.skip("NumPy's BLAS has no gemm_batch here")
+    calls = []
+    real = parallel._GemmBatch.__call__
+
+    def spy(self, count):
+        calls.append(count)
+        real(self, count)
+
+    before = parallel.get_num_threads()
+    parallel._GemmBatch.__call__ = spy
+    try:
+        parallel.set_num_threads(2)
+        steps, batch = 11, 32
+        mod, tmod = _pair("lstm", 64, 256, bidirectional=bidi, bias=bias)
+        rng = np.random.default_rng(3)
+        x = (0.5 * rng.standard_normal((steps, batch, 64))).astype(np.float32)
+        lens = None if lengths is None else [steps - (i % 4) for i in range(batch)]
+        _run_and_compare(mod, tmod, x, lengths=lens, grad=dict(atol=2e-4, rtol=2e-3))
+    finally:
+        parallel._GemmBatch.__call__ = real
+        parallel.set_num_threads(before)
+    # per direction: the forward's product a step (2 pieces); c_n's backward (the loss reads
+    # c_n too: a node of its own, with no outputs' gradient) the step's sums alone (2); the
+    # outputs' backward the step's product and sums in one call (4; the first step's sums
+    # alone, as h0 needs no gradient); each backward the input gradient a chunk of up to 8
+    # steps at a time (11 steps: 8 and 3)
+    per_direction = [2] * steps + [2] * steps + [4] * (steps - 1) + [2] + [8, 3] * 2
+    assert sorted(calls) == sorted(per_direction * (1 + bidi))

@@ -206,25 +206,3 @@ def l2_norm(xp, a, dims, keepdim: bool, denom=1):
     ss = (s * s).sum(axis=dims, keepdims=keepdim)
     out = xp.sqrt(ss / denom if denom != 1 else ss)
     return out * m.reshape(out.shape)
-
-
-def swap_leading_axes(out, a) -> None:
-    """out[...] = a.transpose(1, 0, 2) for 3-D arrays. On NumPy, with the last axis C-contiguous
-    in both, each row of that axis is copied as one opaque item: a 2-D transpose of (A, B)
-    items, where NumPy's 3-D copy runs an inner loop of one short row at a time (the LSTM's
-    chunks of gate gradients, (8, 1024, 32) floats: 33 against 60 us)."""
-    rows = a.shape[2] * a.itemsize
-    if (
-        type(a) is np.ndarray
-        and type(out) is np.ndarray
-        and rows
-        and a.dtype == out.dtype
-        and out.shape == (a.shape[1], a.shape[0], a.shape[2])
-        and a.flags.c_contiguous
-        and out.flags.c_contiguous
-    ):
-        item = np.dtype((np.void, rows))
-        src = a.view(item).reshape(a.shape[:2])
-        np.copyto(out.view(item).reshape(out.shape[:2]), src.T)
-        return
-    backend.get_xp(out).copyto(out, a.transpose(1, 0, 2))

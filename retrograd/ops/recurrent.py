@@ -37,12 +37,12 @@ from retrograd.autograd.function import Function
 from retrograd.backend import get_xp
 from retrograd.ops import dual
 from retrograd.ops._buffers import buffers_of, only_held_by_caller
-from retrograd.ops._util import quiet, swap_leading_axes
+from retrograd.ops._util import quiet
 from retrograd.ops.normalization import linear
 from retrograd.parallel import (
-    add_matmul,
     add_matmul_into,
     blas_threads_ran,
+    gemm_group,
     transpose_into,
     transpose_into_at,
 )
@@ -359,7 +359,8 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     block and each step's product is W [h; x_t; 1] (the faster BLAS shape here; at W5's sizes
     this loop ran 10.8 ms where W_hh h^T added to a projection of all steps' inputs made before
     the loop ran 11.8). Returns h_t (L, N, P), c_n (N, H) and, stacked over time, the activated
-    gates, c_t, tanh c_t and (with W_hr) o tanh c_t."""
+    gates, c_t, tanh c_t, (with W_hr) o tanh c_t and the products' right-hand sides
+    [h_{t-1}; x_t; 1] (K, N) in processing order (with one more slot, for the last h)."""
     xp = get_xp(x)
     steps, batch, n_in = x.shape
     four_h, p = w_hh.shape
@@ -377,7 +378,7 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     # the products' right-hand sides, in processing order: stack[j] = [h; x_t; 1] for the j-th
     # step processed, whose h (written by the step before) is the state it starts from
     buffers = buffers_of(w_hh)
-    stack = xp.empty((steps + 1, k, batch), dtype=dtype)  # (not kept: freed before the backward)
+    stack = buffers.empty((steps + 1, k, batch), dtype, x)  # (the backward's sums read it too)
     xt = x.transpose(0, 2, 1)
     stack[:steps, p : p + n_in] = xt[::-1] if reverse else xt
     if b is not None:
@@ -434,17 +435,18 @@ def _lstm_forward_arrays(x, h0, c0, w_ih, w_hh, b, w_hr, mask, reverse):
     if put is None:
         h_all = stack[1:, :p]
         xp.copyto(hs, (h_all[::-1] if reverse else h_all).transpose(0, 2, 1))
-    return hs, xp.ascontiguousarray(c.T), acts, cs, tcs, rs
+    return hs, xp.ascontiguousarray(c.T), acts, cs, tcs, rs, stack
 
 
 def _lstm_backward_arrays(
-    gh, gcn, x, h0, c0, w_ih, w_hh, w_hr, hs, acts, cs, tcs, rs, mask, reverse, need, over=False
+    gh, gcn, x, h0, c0, w_ih, w_hh, w_hr, stack, acts, cs, tcs, rs, mask, reverse, need, over=False
 ):
-    """The transposed layout of _lstm_forward_arrays; need: (x, h0, c0, W_ih, W_hh, bias, W_hr);
-    returns their gradients (None where not needed; one bias gradient, for b_ih and b_hh).
-    over: nothing reads the activations acts after this, so each step's gate gradients are
-    written over its own activations, still in the cache (W5: 35.1-35.2 against 35.6-36.0 ms
-    a step with a separate ring).
+    """The transposed layout of _lstm_forward_arrays (stack: its products' right-hand sides,
+    [h_{t-1}; x_t; 1] for each step in processing order); need: (x, h0, c0, W_ih, W_hh, bias,
+    W_hr); returns their gradients (None where not needed; one bias gradient, for b_ih and
+    b_hh). over: nothing reads the activations acts after this, so each step's gate gradients
+    are written over its own activations, still in the cache (W5: 35.1-35.2 against 35.6-36.0
+    ms a step with a separate ring).
 
     The gate gradients are gz = D_t * (dr_t for the o rows, dc_t for i, f, g), where D_t
     (sigmoid' tanh c_t, sigmoid' g, sigmoid' c_{t-1}, tanh' i) and o (1 - tanh^2 c_t) depend on
@@ -452,12 +454,25 @@ def _lstm_backward_arrays(
     run, in 13 array calls, and a step is left with 5 and its product (18 before), which also
     adds the outputs' gradient for the step before (`add_matmul_into`). The same elementwise
     passes, fewer calls: at W5's sizes the loop's elementwise work 2.9 against 3.1 ms, W5 33.9
-    against 34.1 ms a step (alternating in one process)."""
+    against 34.1 ms a step (alternating in one process).
+
+    The weights' gradients [gW_hh | gW_ih | gb] = sum_t gz_t [h_{t-1}; x_t; 1]^T are added up
+    a step at a time, gz_t times the forward's stack[j]^T, in the same gemm_batch call as the
+    step's product (`parallel.gemm_group`), each thread adding into its own rows of the sum;
+    gx = gz W_ih comes a chunk of steps at a time, one product a step in one call. Why not
+    one product over a chunk's steps (as before): that needs the chunk's gate gradients
+    copied into one (4H, C N) matrix and its [h; x; 1] rows into another, written by this
+    thread into memory the other thread read a chunk before, and when the host puts the two
+    vCPUs far apart (a cache line's round trip between them 750 ns instead of 50) every such
+    write waits for the other core to let go of the line: the two copies ran 3.4 and 1.2 ms a
+    step there against 0.5 and 0.3 (benchmarks/NOTES.md, "Sixteenth round")."""
     xp = get_xp(acts)
     steps, four_h, batch = acts.shape
-    hidden, p = four_h // 4, hs.shape[-1]
+    hidden, p = four_h // 4, w_hh.shape[1]
+    n_in = x.shape[-1]
     sig = 3 * hidden
     dtype = acts.dtype
+    k = stack.shape[1]  # p + n_in (+ 1 with a bias)
     # dh_{t-1} = W_hh^T gz_t: W_hh^T with its columns in the gates' row order, in C order, so
     # that the step product reads it untransposed (104 against 109 us a step in W5; a
     # concatenation of the transposes keeps their Fortran order); omatcopy writes it
@@ -469,13 +484,8 @@ def _lstm_backward_arrays(
     if gh is not None:
         ght = buffers_of(w_hh).empty((steps, p, batch), dtype, acts)
         ght[...] = gh.transpose(0, 2, 1)
-    # the gate gradients of a chunk of steps, (C, 4H, N): each step writes its own contiguous
-    # block (a copy into one (4H, L, N) matrix cost 25 us a step at W5's sizes, 7 alone: its
-    # fresh lines pushed the step product's weights out of the cache), and each full chunk
-    # goes to the weights' products at once (_GateSums): as fast as one (L, 4H, N) buffer
-    # for all steps (W5's backward 20.8 ms either way), 8 MB less (W5's peak 33.5 -> 26.3 MB)
-    sums = _GateSums(x, h0, w_ih, hs, reverse, need)
-    size = sums.chunk
+    # the chunks of steps whose D is made at once: C steps of N columns, ~256 columns
+    size = max(1, -(-_CHUNK_COLUMNS // max(batch, 1)))
     ring = None if over else xp.empty((size, four_h, batch), dtype=dtype)
     scale = xp.empty((size, hidden, batch), dtype=dtype)  # o (1 - tanh^2 c_t)
     fs = xp.empty((size, hidden, batch), dtype=dtype) if over else None  # f, kept from D
@@ -489,14 +499,34 @@ def _lstm_backward_arrays(
     if gcn is not None:
         dc[...] = gcn.T
     first = steps - 1 if reverse else 0  # the step that started from (h0, c0)
+    # the weights' gradients, rows (o, i, f, g), columns [W_hh | W_ih | b]; gx and W_ih with
+    # its rows in that order for it
+    total = xp.zeros((four_h, k), dtype=dtype) if any(need[3:6]) else None
+    gx = xp.empty((steps, batch, n_in), dtype=dtype) if need[0] else None
+    w_in = _rotate_in(w_ih, hidden) if need[0] else None
+    # the prepared products (None: another BLAS, CuPy, products too small for gemm_batch):
     # with the outputs' gradients, each step's product adds W_hh^T gz_t straight into the
     # gradient of the h it started from, ght[t -+ 1] (gemm with beta = 1), which is then the
     # next step's dh: no add a step (in W5 104 us a step, against 110 + 3 for the product and
-    # the add with W_hh^T in Fortran order)
-    into = None if ght is None else add_matmul_into(w_back, batch)
-    if into is not None:
+    # the add with W_hh^T in Fortran order); the step's share of the sums goes in the same call
+    into = both = add = inputs = None
+    if steps and batch:
+        gz0, rhs0 = acts[0], stack[0].T  # samples of the operands' layouts
+        if total is not None:
+            add = gemm_group([(gz0, rhs0, 1.0)])
+            if ght is not None:
+                both = gemm_group([(w_back, gz0, 1.0), (gz0, rhs0, 1.0)])
+        if ght is not None and both is None:
+            into = gemm_group([(w_back, gz0, 1.0)])
+        if gx is not None:
+            inputs = gemm_group([(gz0.T, w_in, 0.0)] * size)
+    if into is not None or both is not None:
         dh = ght[0 if reverse else steps - 1]
         ght_at, ght_step = ght.ctypes.data, ght.strides[0]
+    w_back_at, stack_at, stack_step = w_back.ctypes.data, stack.ctypes.data, stack.strides[0]
+    total_at = None if total is None else total.ctypes.data
+    if gx is not None:
+        gx_at, gx_step, w_in_at = gx.ctypes.data, gx.strides[0], w_in.ctypes.data
     starts = range(0, steps, size)
     for t0 in starts if reverse else reversed(starts):
         t1 = min(t0 + size, steps)
@@ -530,12 +560,11 @@ def _lstm_backward_arrays(
             if t0 == 0:
                 prev[0] *= c0.T
         xp.copyto(d[:, sig:], tm)
-        if into is not None:
-            d_at, d_step = d.ctypes.data, d.strides[0]
+        d_at, d_step = d.ctypes.data, d.strides[0]
         for t in range(t0, t1) if reverse else range(t1 - 1, t0 - 1, -1):
             j = t - t0
             gzt = d[j]
-            if ght is not None and into is None:
+            if ght is not None and into is None and both is None:  # (another BLAS, CuPy)
                 dh += ght[t]
             cut = partial is not None and partial[t]
             if cut:  # ended sequences: the gradient passes to the carried state unchanged
@@ -556,116 +585,59 @@ def _lstm_backward_arrays(
             gzt[:hidden] *= dr
             gz3 = gzt[hidden:].reshape(3, hidden, batch)  # the rows dc_t scales: i, f, g
             gz3 *= dc
+            # this step's [h_{t-1}; x_t; 1]: the forward's right-hand side of its product
+            rhs = stack_at + (steps - 1 - t if reverse else t) * stack_step
+            summed = total is None
             if t == first:
                 if need[1]:  # the last product only serves h0's gradient
                     dh = dh0
                     xp.matmul(w_back, gzt, out=dh)
-            elif into is not None:
+            elif into is not None or both is not None:
                 t_in = t + 1 if reverse else t - 1  # the step whose output h_t started from
-                into(d_at + j * d_step, ght_at + t_in * ght_step)
+                gz_at, to = d_at + j * d_step, ght_at + t_in * ght_step
+                if both is not None:
+                    both((w_back_at, gz_at, to), (gz_at, rhs, total_at))
+                    summed = True
+                else:
+                    into((w_back_at, gz_at, to))
                 dh = ght[t_in]
             else:
                 xp.matmul(w_back, gzt, out=dh)
+            if not summed:
+                if add is not None:
+                    add((d_at + j * d_step, rhs, total_at))
+                else:  # (another BLAS, CuPy)
+                    total += gzt @ stack[steps - 1 - t if reverse else t].T
             dc, dcf = dcf, dc
             if cut:
                 dh += carry_h
                 dc += carry_c
-        sums.add(d, t0, t1)
+        if gx is not None:  # gx_t = gz_t^T W_ih (rows in the gates' order), a chunk at a time
+            if inputs is not None:
+                at = gx_at + t0 * gx_step
+                inputs(*((d_at + q * d_step, w_in_at, at + q * gx_step) for q in range(n)))
+            else:
+                xp.matmul(d.transpose(0, 2, 1), w_in, out=gx[t0:t1])
     blas_threads_ran()  # (as _order says)
-    gx, gw_ih, gw_hh, gb = sums.result()
+    gw_ih = gw_hh = gb = None
+    if total is not None:
+        # rows (o, i, f, g) -> (i, f, g, o); each gradient its own C-order array
+        cols = ((4, 0, p), (3, p, p + n_in), (5, p + n_in, k))
+        grads = []
+        for which, lo, hi in cols:
+            if not need[which] or lo == hi:
+                grads.append(None)
+                continue
+            part = total[:, lo:hi]
+            grad = xp.empty(part.shape, dtype=dtype)
+            grad[:sig] = part[hidden:]
+            grad[sig:] = part[:hidden]
+            grads.append(grad.reshape(-1) if which == 5 else grad)
+        gw_hh, gw_ih, gb = grads
     gw_hr = None
     if ghs is not None:
         gw_hr = ghs.reshape(p, -1) @ rs.transpose(0, 2, 1).reshape(-1, hidden)
     return gx, xp.ascontiguousarray(dh.T), xp.ascontiguousarray(dc.T), gw_ih, gw_hh, gb, gw_hr
-
-
-class _GateSums:
-    """gx = gz W_ih and [gW_hh | gW_ih | gb] = sum_t gz_t^T [h_{t-1} | x_t | 1], from the gate
-    gradients handed over a chunk of steps at a time (`add`: (C, 4H, N), rows (o, i, f, g)).
-    Each chunk is copied once into a (4H, C N) matrix, and the three weights' gradients are ONE
-    product with the chunk's [h_{t-1} | x_t | 1] rows (only the parts needed), added into one
-    sum by the BLAS (`parallel.add_matmul`: no product array, no adds; 815 against 915 us a
-    chunk at W5's sizes), whose rows go back to PyTorch's gate order (i, f, g, o) once, in
-    `result`. One product per chunk: 10.2 against 10.5 ms for separate products and a row sum
-    (2 threads; 17.8 against 18.1 on one)."""
-
-    def __init__(self, x, h0, w_ih, hs, reverse: bool, need) -> None:
-        xp = self.xp = get_xp(hs)
-        steps, batch, self.p = hs.shape
-        four_h, n_in = w_ih.shape
-        dtype = hs.dtype
-        self.x, self.h0, self.hs, self.reverse, self.need = x, h0, hs, reverse, need
-        self.steps, self.batch = steps, batch
-        self.gx = xp.empty((steps, batch, n_in), dtype=dtype) if need[0] else None
-        # W_ih with its rows in the gate gradients' order (o, i, f, g)
-        self.w_in = _rotate_in(w_ih, four_h // 4) if need[0] else None
-        # the gradients' columns in [h_{t-1} | x_t | 1] (only the needed ones)
-        self.cols, at = [], 0
-        for k, width in ((4, self.p), (3, n_in), (5, 1)):
-            self.cols.append((at, at + width) if need[k] else None)
-            at += width if need[k] else 0
-        self.width = at
-        self.sum = xp.zeros((four_h, at), dtype=dtype) if at else None
-        self.chunk = max(1, -(-_CHUNK_COLUMNS // max(batch, 1)))
-        self.buf = self.rows = self.part = self.into = None
-
-    def add(self, gz, t0: int, t1: int) -> None:
-        """The gate gradients gz (t1 - t0, 4H, N) of steps t0 .. t1 - 1."""
-        xp, batch, need, n = self.xp, self.batch, self.need, t1 - t0
-        four_h = gz.shape[1]
-        if self.buf is None or self.buf.shape[1] != n:
-            self.buf = xp.empty((four_h, n, batch), dtype=gz.dtype)
-            self.into = None
-            self.rows = xp.empty((n, batch, self.width), dtype=gz.dtype)
-            if need[5]:
-                self.rows[..., self.width - 1] = 1
-        buf, rows = self.buf, self.rows
-        # a row of N values as one item (NumPy's 3-D copy, an inner loop a row: 74 against
-        # 33 us a chunk alone; in the host's slow regime it took 711 inside W5's step)
-        swap_leading_axes(buf, gz)
-        g2 = buf.reshape(four_h, n * batch)
-        if need[0]:
-            xp.matmul(g2.T, self.w_in, out=self.gx[t0:t1].reshape(n * batch, -1))
-        if not self.width:
-            return
-        if need[4]:  # h_{t-1}: hs[t - 1] (reverse: hs[t + 1]); the first step's is h0
-            prev, hs = rows[..., : self.p], self.hs
-            lo, hi = t0, t1
-            if not self.reverse and t0 == 0:
-                prev[0] = self.h0
-                lo = 1
-            if self.reverse and t1 == self.steps:
-                prev[n - 1] = self.h0
-                hi = self.steps - 1
-            prev[lo - t0 : hi - t0] = hs[lo + 1 : hi + 1] if self.reverse else hs[lo - 1 : hi - 1]
-        if need[3]:
-            a, b = self.cols[1]
-            rows[..., a:b] = self.x[t0:t1]
-        rows2 = rows.reshape(n * batch, self.width)
-        # the sum's product with its arguments prepared once per chunk size (split into one
-        # piece a thread: 885-890 against 909 us a chunk alone at W5's sizes)
-        if self.into is None:
-            self.into = add_matmul_into(g2, self.width)
-        if self.into is not None:
-            self.into(rows2.ctypes.data, self.sum.ctypes.data)
-        elif not add_matmul(g2, rows2, self.sum):  # (another BLAS, CuPy)
-            self.sum += g2 @ rows2
-
-    def result(self) -> tuple:
-        """(gx, gW_ih, gW_hh, gb), None where not needed; each gradient its own C-order array."""
-        grads = []
-        for col in self.cols:
-            if col is None:
-                grads.append(None)
-                continue
-            part = self.sum[:, col[0] : col[1]]
-            hidden = part.shape[0] // 4
-            grad = self.xp.empty(part.shape, dtype=part.dtype)
-            grad[: 3 * hidden] = part[hidden:]  # rows (o, i, f, g) -> (i, f, g, o)
-            grad[3 * hidden :] = part[:hidden]
-            grads.append(grad.reshape(-1) if col is self.cols[2] else grad)  # the bias: 1-D
-        gw_hh, gw_ih, gb = grads
-        return self.gx, gw_ih, gw_hh, gb
 
 
 def _combined_bias(b_ih, b_hh):
@@ -699,7 +671,7 @@ class _LSTMNode(Function):
 
     def _grads(self, gh, gcn) -> tuple:
         """The gradients of the inputs from gh (every h_t) and gcn (c_n); None: zero."""
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, hs, acts, cs, tcs, rs = self.saved
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, hs, acts, cs, tcs, rs, stack = self.saved
         need = self._need()
         g = gh if gh is not None else gcn
         if isinstance(g, Tensor):  # create_graph: recompute the loop with differentiable ops
@@ -735,7 +707,7 @@ class _LSTMNode(Function):
                 w_ih,
                 w_hh,
                 w_hr,
-                hs,
+                stack,
                 acts,
                 cs,
                 tcs,
@@ -828,10 +800,10 @@ class LSTMLayer(_LSTMNode):
         b_ih, b_hh, w_hr = self._inputs(
             x, h0, c0, w_ih, w_hh, rest, has_bias, has_proj, mask, reverse
         )
-        hs, c_n, acts, cs, tcs, rs = _lstm_forward_arrays(
+        hs, c_n, acts, cs, tcs, rs, stack = _lstm_forward_arrays(
             x, h0, c0, w_ih, w_hh, _combined_bias(b_ih, b_hh), w_hr, mask, reverse
         )
-        saved = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, hs, acts, cs, tcs, rs)
+        saved = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, hs, acts, cs, tcs, rs, stack)
         self.save(*saved)
         box.append((c_n, saved))
         return hs
