@@ -7,12 +7,13 @@ accumulates dW_hh (and dW_hr) with one matrix product over all steps at the end.
 
 The LSTM goes further (it is the benchmark's W5): its node takes the layer's input itself, so
 each step's one product is [W_hh | W_ih | b] [h_{t-1}; x_t; 1], written straight into the
-gates' buffer (no projection before the loop, no sum after the product), and dW_ih, db and dx
-come from the same products over chunks of steps as dW_hh; it runs transposed, a step's gates a
-(4H, N) block with rows (o, i, f, g), so that each gate is contiguous and the step's product is
-W h^T, the faster BLAS shape here; and its large buffers are reused from one call to the next
-(`ops._buffers`). c_n is a second node (LSTMState) over the same saved arrays, so the hidden
-states need no slicing out of a joint output.
+gates' buffer (no projection before the loop, no sum after the product); the backward adds
+each step's share of [dW_hh | dW_ih | db] (gz_t times that same [h_{t-1}; x_t; 1]) in the
+step product's gemm_batch call, and dx a chunk of steps at a time; it runs transposed, a
+step's gates a (4H, N) block with rows (o, i, f, g), so that each gate is contiguous and the
+step's product is W h^T, the faster BLAS shape here; and its large buffers are reused from one
+call to the next (`ops._buffers`). c_n is a second node (LSTMState) over the same saved
+arrays, so the hidden states need no slicing out of a joint output.
 
 Two versions of each loop: `_*_arrays` (LSTM, GRU) work in place in preallocated buffers, for
 the forward and a plain backward; the others are written with operators, indexing and the
@@ -59,7 +60,7 @@ __all__ = [
 ]
 
 
-_CHUNK_COLUMNS = 256  # the LSTM weights' products take the gate gradients in chunks of columns
+_CHUNK_COLUMNS = 256  # the LSTM backward makes its gate derivatives in chunks of ~this many columns
 
 
 # -- helpers that work on arrays and Tensors -------------------------------------------------------
@@ -452,7 +453,7 @@ def _lstm_backward_arrays(
     (sigmoid' tanh c_t, sigmoid' g, sigmoid' c_{t-1}, tanh' i) and o (1 - tanh^2 c_t) depend on
     the activations alone: they are made a chunk of steps at a time before the chunk's steps
     run, in 13 array calls, and a step is left with 5 and its product (18 before), which also
-    adds the outputs' gradient for the step before (`add_matmul_into`). The same elementwise
+    adds the outputs' gradient for the step before (`parallel.gemm_group`). The same elementwise
     passes, fewer calls: at W5's sizes the loop's elementwise work 2.9 against 3.1 ms, W5 33.9
     against 34.1 ms a step (alternating in one process).
 
