@@ -29,6 +29,25 @@ def counts():
     return COUNTS
 
 
+@pytest.fixture
+def gemm_batch_calls(monkeypatch):
+    """The pieces each call of OpenBLAS's gemm_batch runs (one count a call, in order); skips
+    where NumPy's BLAS has no gemm_batch."""
+    from retrograd import parallel
+
+    if not parallel._blas_funcs().gemm_batch:
+        pytest.skip("NumPy's BLAS has no gemm_batch here")
+    calls = []
+    real = parallel._GemmBatch.__call__
+
+    def spy(self, count):
+        calls.append(count)
+        real(self, count)
+
+    monkeypatch.setattr(parallel._GemmBatch, "__call__", spy)
+    return calls
+
+
 def pytest_terminal_summary(terminalreporter):
     if COUNTS:
         terminalreporter.write_line(

@@ -401,27 +401,9 @@ def test_matmul_leaves_large_products_to_openblas_while_its_threads_spin(monkeyp
     assert loops == [2]
 
 
-def _batch_or_skip(dtype=np.float32) -> list:
-    """Records the pieces gemm_batch runs (their count per call); skips where NumPy's BLAS has
-    no gemm_batch."""
+def _needs_gemm_batch(dtype=np.float32) -> None:
     if np.dtype(dtype) not in parallel._blas_funcs().gemm_batch:
-        pytest.skip("NumPy's BLAS has no gemm_batch here")
-    calls = []
-    real = parallel._GemmBatch.__call__
-
-    def spy(self, count):
-        calls.append(count)
-        real(self, count)
-
-    parallel._GemmBatch.__call__ = spy
-    return calls
-
-
-@pytest.fixture
-def batch_spy():
-    real = parallel._GemmBatch.__call__
-    yield
-    parallel._GemmBatch.__call__ = real
+        pytest.skip(f"NumPy's BLAS has no {np.dtype(dtype)} gemm_batch here")
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
@@ -436,13 +418,14 @@ def batch_spy():
     ],
 )
 def test_medium_products_run_as_one_piece_a_thread(
-    m, k, n, dtype, layout, monkeypatch, threads, batch_spy
+    m, k, n, dtype, layout, monkeypatch, threads, gemm_batch_calls
 ):
     """Between ~4M multiply-adds and SPLIT_MACS, on two threads, a product runs as two
     one-thread pieces of whole 64-row (or column) tiles, handed to OpenBLAS's gemm_batch at
     once: the product's values but for the last bits, into a given array too; the pool is
     not used, and on one thread the BLAS's own product runs."""
-    calls = _batch_or_skip(dtype)
+    _needs_gemm_batch(dtype)
+    calls = gemm_batch_calls
     loops = _splits(monkeypatch)
     rng = np.random.default_rng(0)
     a = LAYOUTS[layout](rng.standard_normal((m, k)).astype(dtype))
@@ -462,12 +445,13 @@ def test_medium_products_run_as_one_piece_a_thread(
     np.testing.assert_array_equal(out, two)
 
 
-def test_small_pieces_never_reach_gemm_batch(monkeypatch, threads, batch_spy):
+def test_small_pieces_never_reach_gemm_batch(monkeypatch, threads, gemm_batch_calls):
     """OpenBLAS's gemm_batch runs pieces of at most 100^3 multiply-adds on small-matrix
     kernels that crash in NumPy's builds: a product whose pieces would be that small, or
     that has one piece only, goes to the BLAS's own product, and so does a product into a
     Fortran-order or overlapping array."""
-    calls = _batch_or_skip()
+    _needs_gemm_batch()
+    calls = gemm_batch_calls
     parallel.set_num_threads(2)
     rng = np.random.default_rng(2)
     for m, k, n in ((64, 256, 256), (128, 100, 100), (60, 4000, 64), (2048, 64, 16)):
@@ -489,10 +473,11 @@ def test_small_pieces_never_reach_gemm_batch(monkeypatch, threads, batch_spy):
 
 
 @pytest.mark.parametrize("beta", [0.0, 1.0])
-def test_prepared_products_in_pieces_write_or_add(beta, threads, batch_spy):
+def test_prepared_products_in_pieces_write_or_add(beta, threads, gemm_batch_calls):
     """add_matmul_into on two threads, at the LSTM's sizes: its pieces (one a thread) write
     (beta 0) or add (beta 1) a @ b into blocks given by address, and leave the rest alone."""
-    calls = _batch_or_skip()
+    _needs_gemm_batch()
+    calls = gemm_batch_calls
     parallel.set_num_threads(2)
     rng = np.random.default_rng(5)
     for a in (
@@ -513,12 +498,13 @@ def test_prepared_products_in_pieces_write_or_add(beta, threads, batch_spy):
 
 
 @pytest.mark.parametrize("count", [1, 2])
-def test_gemm_group_runs_several_products_in_one_call(count, threads, batch_spy):
+def test_gemm_group_runs_several_products_in_one_call(count, threads, gemm_batch_calls):
     """gemm_group: products of other shapes, layouts and betas in one gemm_batch call, each
     at the addresses it is given; a product large enough for two threads in one piece a
     thread, by rows. None for products gemm_batch's crashing small path could take, for
     operands the BLAS cannot read in place, and for anything but NumPy arrays."""
-    calls = _batch_or_skip()
+    _needs_gemm_batch()
+    calls = gemm_batch_calls
     parallel.set_num_threads(count)
     rng = np.random.default_rng(7)
     w = rng.standard_normal((256, 1024)).astype(np.float32)  # the LSTM's step product
