@@ -444,7 +444,8 @@ _BATCH_PIECE_MACS = 1 << 21
 
 class _GemmBatch:
     """cblas_?gemm_batch's arguments in arrays allocated once: `cap` groups of one product
-    each (the pieces of one product), all but the addresses filled once (`_pieces`)."""
+    each (the pieces of one product, `_pieces`, or of several, `gemm_group`), all but the
+    addresses filled once (`_fill`)."""
 
     def __init__(self, f, real, index, cap: int) -> None:
         self.f = f
