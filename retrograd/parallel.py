@@ -19,9 +19,9 @@ those, like OpenBLAS's and PyTorch's own threaded products, may differ from the 
 product in the last bit. Only NumPy arrays are split; CuPy's work goes as it is.
 
 The module also owns the few OpenBLAS routines called directly (found with its thread
-functions): the thread count, `axpy` (y += a x in one pass, for the optimizer), `add_matmul`
-(c += a @ b, the BLAS's gemm with beta = 1, for gradients summed over chunks) with
-`add_matmul_into`, its form with arguments prepared once for a recurrent loop, and omatcopy (a
+functions): the thread count, `axpy` (y += a x in one pass, for the optimizer), gemm with its
+arguments prepared once for a recurrent loop (`add_matmul_into`: c += a @ b, or c = a @ b, at
+given addresses; `gemm_group`: several products in one gemm_batch call), and omatcopy (a
 blocked transpose: `transpose_into`, and the products `matmul` runs mirrored).
 """
 
@@ -47,7 +47,6 @@ __all__ = [
     "threads_for",
     "matmul",
     "axpy",
-    "add_matmul",
     "add_matmul_into",
     "gemm_group",
     "transpose_into",
@@ -800,34 +799,3 @@ def add_matmul_into(a, n: int, beta: float = 1.0):
 
     run.a = a  # holds a: its memory outlives every call
     return run
-
-
-def add_matmul(a, b, c) -> bool:
-    """c += a @ b in place with the BLAS's gemm (beta = 1), for 2-D NumPy arrays of one dtype
-    (float32 or float64) when NumPy runs OpenBLAS: a and b with rows or columns of unit stride
-    (a transposed view is read as it is), c with rows of unit stride, not overlapping them;
-    False (c untouched) where it cannot. A sum of products over chunks then needs no product
-    array and no add: the LSTM's weight gradients, 8 chunks at W5's sizes, 815 against 915 us
-    a chunk. Threaded by OpenBLAS as NumPy's products are (inside a pool's piece: one thread)."""
-    if type(a) is not _ndarray or type(b) is not _ndarray or type(c) is not _ndarray:
-        return False
-    if a.ndim != 2 or b.ndim != 2 or c.ndim != 2 or not a.dtype == b.dtype == c.dtype:
-        return False
-    f = _blas_funcs().gemm.get(c.dtype)
-    m, k = a.shape
-    n = b.shape[1]
-    if f is None or b.shape[0] != k or c.shape != (m, n) or not c.flags.writeable:
-        return False
-    if not (m and n and k):
-        return True  # nothing to add (an empty array's strides say nothing)
-    it = c.itemsize
-    if c.strides[1] != it or c.strides[0] % it or c.strides[0] // it < max(n, 1):
-        return False
-    ta, tb = _gemm_operand(a, m, k, it), _gemm_operand(b, k, n, it)
-    if ta is None or tb is None or _np.may_share_memory(a, c) or _np.may_share_memory(b, c):
-        return False
-    rest = (ta[1], b.ctypes.data, tb[1], 1.0, c.ctypes.data, c.strides[0] // it)
-    f(_ROW_MAJOR, ta[0], tb[0], m, n, k, 1.0, a.ctypes.data, *rest)
-    if m * n * k >= _BLAS_THREADS_FROM and not _pool.busy:
-        blas_threads_ran()  # OpenBLAS threaded it: its threads spin now (see matmul)
-    return True

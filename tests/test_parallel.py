@@ -617,58 +617,6 @@ def _gemm_or_skip(dtype):
         pytest.skip("NumPy's BLAS is not OpenBLAS here")
 
 
-@pytest.mark.parametrize("shape", [(5, 7, 3), (64, 300, 97), (1, 1, 1), (4, 1, 6), (1, 5, 1)])
-@pytest.mark.parametrize("layout", ["NN", "TN", "NT", "TT"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_add_matmul_adds_the_product_in_place(shape, layout, dtype, threads):
-    """c += a @ b for operands in C order or transposed views, into c or a column slice of a
-    wider array (the rest untouched); the BLAS's thread count is left as it was."""
-    _gemm_or_skip(dtype)
-    parallel.set_num_threads(2)
-    m, k, n = shape
-    rng = np.random.default_rng(m * k * n)
-    a = rng.standard_normal((k, m) if layout[0] == "T" else (m, k)).astype(dtype)
-    b = rng.standard_normal((n, k) if layout[1] == "T" else (k, n)).astype(dtype)
-    a, b = (a.T if layout[0] == "T" else a), (b.T if layout[1] == "T" else b)
-    wide = rng.standard_normal((m, n + 5)).astype(dtype)
-    before = wide.copy()
-    assert parallel.add_matmul(a, b, wide[:, 2 : 2 + n])
-    assert parallel.get_num_threads() == 2
-    want = before[:, 2 : 2 + n] + a.astype(np.float64) @ b.astype(np.float64)
-    tol = 8 * k * np.finfo(dtype).eps * (np.abs(a) @ np.abs(b) + np.abs(before[:, 2 : 2 + n]))
-    assert (np.abs(wide[:, 2 : 2 + n] - want) <= tol).all()
-    np.testing.assert_array_equal(wide[:, :2], before[:, :2])
-    np.testing.assert_array_equal(wide[:, 2 + n :], before[:, 2 + n :])
-
-
-def test_add_matmul_empty_and_declined():
-    """Empty products add nothing; what the BLAS cannot read in place is declined, c untouched."""
-    _gemm_or_skip(np.float32)
-    f32 = np.float32
-    c = np.ones((3, 2), dtype=f32)
-    assert parallel.add_matmul(np.ones((3, 0), f32), np.ones((0, 2), f32), c)
-    np.testing.assert_array_equal(c, 1)
-    assert parallel.add_matmul(np.ones((0, 4), f32), np.ones((4, 2), f32), np.ones((0, 2), f32))
-    a, b = np.ones((4, 6), dtype=f32), np.ones((3, 5), dtype=f32)
-    big = np.zeros((4, 10), dtype=f32)
-    cases = [
-        (a[:, ::2], b, np.zeros((4, 5), f32)),  # a: no unit stride
-        (a[:, :3], b, big[:, 0:10:2]),  # c: no unit stride
-        (a[:, :3], b, np.zeros((4, 5))),  # dtypes differ
-        (a[:, :3], b, np.zeros((4, 4), f32)),  # shapes differ
-        (a[:, :3].astype(np.int64), b.astype(np.int64), np.zeros((4, 5), np.int64)),
-        (big[:, :3], b, big[:, 5:10]),  # c overlaps an operand
-        ([[1.0]], [[1.0]], np.zeros((1, 1), f32)),  # not arrays
-    ]
-    for x, y, out in cases:
-        before = np.array(out, copy=True)
-        assert parallel.add_matmul(x, y, out) is False
-        np.testing.assert_array_equal(out, before)
-    frozen = np.zeros((4, 5), dtype=f32)
-    frozen.flags.writeable = False
-    assert parallel.add_matmul(a[:, :3], b, frozen) is False
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_add_matmul_into_adds_at_the_given_addresses(dtype):
     """The prepared product adds a @ b[j] into c[i] for blocks of larger arrays given by address
